@@ -1,0 +1,400 @@
+// Package cronofy provides a Caddy HTTP handler that authenticates Cronofy
+// callbacks before they reach a backend.
+package cronofy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults of the handler's limits.
+const (
+	// DefaultMaxBodySize is 256 KiB. Cronofy callbacks are a few KiB at
+	// most, so this leaves ample room without letting a client make the
+	// handler buffer large bodies.
+	DefaultMaxBodySize = 256 << 10
+
+	// DefaultMaxDigests allows one digest per client secret of several
+	// applications during a rotation. Cronofy sends one per active secret.
+	DefaultMaxDigests = 8
+)
+
+// Values of Handler.UnknownTypes.
+const (
+	UnknownTypesPass   = "pass"
+	UnknownTypesReject = "reject"
+)
+
+// Handler authenticates Cronofy callbacks. It reads the request body once,
+// checks its Cronofy-HMAC-SHA256 signature against every configured client
+// secret, validates the JSON against the schema of its notification type
+// and passes the request to the next handler (normally reverse_proxy) with
+// the same bytes and with X-Cronofy-* headers read from the verified body.
+// Inbound X-Cronofy-* headers are removed first, so a client cannot set one.
+//
+// Rejections are returned as HTTP errors, so handle_errors routes can shape
+// the response; {http.error.message} holds a short reason that never
+// contains a digest, a client secret or body content:
+//
+// | Status | When |
+// |--------|------|
+// | 405 | the method is not POST (with `Allow: POST`) |
+// | 401 | no signature header, no well-formed digest in it, or too many digests; checked before the body is read |
+// | 415 | a Content-Encoding other than identity, or a media type other than application/json |
+// | 413 | the body is larger than max_body_size |
+// | 400 | the body is shorter than its Content-Length or the client aborted it |
+// | 401 | no digest matches any client secret |
+// | 400 | the body is empty, not UTF-8, not exactly one JSON object, has duplicate keys or nests deeper than max_depth |
+// | 422 | notification.type is missing or not a string, or the body fails the schema of its type |
+// | 422 | the notification type is unknown and unknown_types is reject |
+//
+// After a request is accepted these placeholders are set, each only when
+// the body has the value (Smart Invite values apply to smart_invite
+// callbacks):
+//
+// | Placeholder | Value |
+// |-------------|-------|
+// | `{http.cronofy_callback.secret_index}` | index in secrets of the client secret that matched |
+// | `{http.cronofy_callback.notification_type}` | notification.type |
+// | `{http.cronofy_callback.smart_invite_id}` | smart_invite.smart_invite_id |
+// | `{http.cronofy_callback.callback_url}` | smart_invite.callback_url |
+// | `{http.cronofy_callback.recipient.*}` | email, status, comment, proposal.start.time, proposal.start.tzid, proposal.end.time, proposal.end.tzid of smart_invite.recipient |
+// | `{http.cronofy_callback.reply.*}` | the same members of smart_invite.reply |
+// | `{http.cronofy_callback.recipients.count}` | length of smart_invite.recipients |
+// | `{http.cronofy_callback.recipients.N.*}` | the same members of smart_invite.recipients[N] |
+type Handler struct {
+	// The client secrets of the Cronofy applications whose callbacks this
+	// route accepts. A request passes when its signature header contains
+	// the digest of any of them, so during a rotation both the old and the
+	// new secret are listed. At least one is required. Each secret is used
+	// as raw bytes, exactly as Cronofy uses it, and may be an {env.*} or
+	// {file.*} placeholder, resolved once when the configuration loads; a
+	// placeholder that is unset or empty stops the configuration from
+	// loading. Surrounding whitespace, such as a file's final newline, is
+	// trimmed.
+	Secrets []string `json:"secrets,omitempty"`
+
+	// The largest request body accepted, in bytes. Larger bodies are
+	// rejected with 413, before reading when Content-Length declares the
+	// size and as soon as the limit is passed otherwise. Default: 262144
+	// (256 KiB).
+	MaxBodySize int64 `json:"max_body_size,omitempty"`
+
+	// What to do with a notification type that has no schema: "pass"
+	// forwards it after its signature and JSON syntax are checked, as
+	// Cronofy asks receivers to accept types they do not know yet; "reject"
+	// answers 422. Default: "pass".
+	UnknownTypes string `json:"unknown_types,omitempty"`
+
+	// The deepest nesting of JSON objects and arrays accepted, counting the
+	// top-level object as 1. Deeper bodies are rejected with 400. Default: 32.
+	MaxDepth int `json:"max_depth,omitempty"`
+
+	// The largest number of comma-separated digests accepted in the
+	// signature header. Cronofy sends one per active client secret; a
+	// header with more is rejected with 401 before the body is read.
+	// Default: 8.
+	MaxDigests int `json:"max_digests,omitempty"`
+
+	// Whether rejection log entries may include email addresses from the
+	// body. Identifiers such as smart_invite_id are always logged. Default:
+	// false.
+	LogEmails bool `json:"log_emails,omitempty"`
+
+	secrets  []string
+	verifier *verifier
+	schemas  map[string]*jsonschema.Schema
+	logger   *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.cronofy_callback",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision resolves the client secrets, applies defaults and loads the
+// schemas.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+
+	if h.MaxBodySize == 0 {
+		h.MaxBodySize = DefaultMaxBodySize
+	}
+	if h.UnknownTypes == "" {
+		h.UnknownTypes = UnknownTypesPass
+	}
+	if h.MaxDepth == 0 {
+		h.MaxDepth = DefaultMaxDepth
+	}
+	if h.MaxDigests == 0 {
+		h.MaxDigests = DefaultMaxDigests
+	}
+
+	secrets, err := h.resolveSecrets()
+	if err != nil {
+		return err
+	}
+	h.secrets = secrets
+	h.verifier = newVerifier(secrets)
+
+	h.schemas, err = compiledBuiltins()
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+// wholePlaceholder matches a secret that is a single placeholder, the only
+// case in which the raw value can be quoted in an error without risking
+// part of a literal secret.
+var wholePlaceholder = regexp.MustCompile(`^\{(env|file)\.[^{}]+\}$`)
+
+// resolveSecrets replaces the placeholders in each configured secret and
+// trims surrounding whitespace. Errors and warnings name the secret by its
+// index, never by its value.
+func (h *Handler) resolveSecrets() ([]string, error) {
+	if len(h.Secrets) == 0 {
+		return nil, errors.New("at least one client secret is required")
+	}
+
+	repl := caddy.NewReplacer()
+	resolved := make([]string, len(h.Secrets))
+	for i, raw := range h.Secrets {
+		secret, err := repl.ReplaceOrErr(raw, true, true)
+		if err != nil {
+			if wholePlaceholder.MatchString(raw) {
+				return nil, fmt.Errorf("secrets[%d]: placeholder %s is unset, empty or unreadable", i, raw)
+			}
+			return nil, fmt.Errorf("secrets[%d]: a placeholder in it is unknown, unset or empty", i)
+		}
+
+		trimmed := strings.TrimSpace(secret)
+		if trimmed != secret {
+			h.logger.Warn("trimmed surrounding whitespace from client secret",
+				zap.Int("secret_index", i))
+		}
+		if trimmed == "" {
+			return nil, fmt.Errorf("secrets[%d]: client secret is empty", i)
+		}
+		resolved[i] = trimmed
+	}
+	return resolved, nil
+}
+
+// Validate checks the configured limits.
+func (h *Handler) Validate() error {
+	if h.UnknownTypes != UnknownTypesPass && h.UnknownTypes != UnknownTypesReject {
+		return fmt.Errorf("unknown_types must be %q or %q, got %q", UnknownTypesPass, UnknownTypesReject, h.UnknownTypes)
+	}
+	if h.MaxBodySize < 0 {
+		return fmt.Errorf("max_body_size must be positive, got %d", h.MaxBodySize)
+	}
+	if h.MaxDepth < 1 {
+		return fmt.Errorf("max_depth must be at least 1, got %d", h.MaxDepth)
+	}
+	if h.MaxDigests < 1 {
+		return fmt.Errorf("max_digests must be at least 1, got %d", h.MaxDigests)
+	}
+	return nil
+}
+
+// ServeHTTP verifies the callback and passes it on, or rejects it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return h.reject(r, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed", r.Method))
+	}
+
+	// The signature header is checked before anything else about the
+	// body, so a request without one costs no read and a client that sent
+	// Expect: 100-continue is answered before it uploads.
+	var digestArray [DefaultMaxDigests]digest
+	digests, err := parseSignature(digestArray[:0], r.Header.Values(SignatureHeader), h.MaxDigests)
+	if err != nil {
+		return h.reject(r, http.StatusUnauthorized, err)
+	}
+
+	if err := checkContentHeaders(r.Header); err != nil {
+		return h.reject(r, http.StatusUnsupportedMediaType, err)
+	}
+
+	body, err := readBody(r, h.MaxBodySize)
+	if err != nil {
+		if errors.Is(err, errBodyTooLarge) {
+			return h.reject(r, http.StatusRequestEntityTooLarge, err)
+		}
+		return h.reject(r, http.StatusBadRequest, fmt.Errorf("reading request body: %w", err))
+	}
+	defer body.release()
+
+	secretIndex := h.verifier.verify(body.data, digests)
+	if secretIndex < 0 {
+		return h.reject(r, http.StatusUnauthorized, errSignatureMismatch)
+	}
+
+	tree, err := parseObject(body.data, h.MaxDepth)
+	if err != nil {
+		return h.reject(r, http.StatusBadRequest, err)
+	}
+
+	notificationType, fields, err := h.checkSchema(tree)
+	if err != nil {
+		return h.reject(r, http.StatusUnprocessableEntity, err, h.logIDs(tree, fields)...)
+	}
+
+	if err := h.prepareForward(r, body, tree, secretIndex, notificationType, fields); err != nil {
+		return err
+	}
+
+	if ce := h.logger.Check(zap.DebugLevel, "callback verified"); ce != nil {
+		ce.Write(append(h.logIDs(tree, fields), zap.Int("secret_index", secretIndex))...)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// checkContentHeaders accepts only unencoded JSON. Cronofy sends
+// "application/json; charset=utf-8" and never compresses callbacks, and
+// a digest over compressed bytes could not be checked against the JSON.
+func checkContentHeaders(header http.Header) error {
+	for _, line := range header.Values("Content-Encoding") {
+		for coding := range strings.SplitSeq(line, ",") {
+			coding = strings.TrimSpace(coding)
+			if coding != "" && !strings.EqualFold(coding, "identity") {
+				return fmt.Errorf("unsupported Content-Encoding %q", coding)
+			}
+		}
+	}
+
+	contentTypes := header.Values("Content-Type")
+	if len(contentTypes) != 1 {
+		return errors.New("request must have exactly one Content-Type of application/json")
+	}
+	mediaType, _, err := mime.ParseMediaType(contentTypes[0])
+	if err != nil || mediaType != "application/json" {
+		return errors.New("unsupported media type, expected application/json")
+	}
+	return nil
+}
+
+// checkSchema validates tree against the schema of its notification type
+// and returns the type with the fields to read from the body.
+func (h *Handler) checkSchema(tree map[string]any) (string, fieldSet, error) {
+	value, found := lookup(tree, notificationTypeField.path)
+	if !found {
+		return "", fieldSet{}, errors.New("missing notification.type")
+	}
+	notificationType, ok := value.(string)
+	if !ok {
+		return "", fieldSet{}, errors.New("notification.type is not a string")
+	}
+
+	schema, known := h.schemas[notificationType]
+	if !known {
+		if h.UnknownTypes == UnknownTypesReject {
+			return notificationType, fieldSet{}, errors.New("unknown notification type rejected by unknown_types reject")
+		}
+		return notificationType, fieldSet{}, nil
+	}
+
+	fields := fieldsByType[notificationType]
+	if err := schema.Validate(any(tree)); err != nil {
+		return notificationType, fields, fmt.Errorf("%s schema: %s", notificationType, describeSchemaError(err))
+	}
+	return notificationType, fields, nil
+}
+
+// prepareForward hands the verified bytes and the values read from them
+// to the next handler.
+func (h *Handler) prepareForward(r *http.Request, body *callbackBody, tree map[string]any, secretIndex int, notificationType string, fields fieldSet) error {
+	reader, err := body.newReader()
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+
+	// The upstream receives exactly the bytes that were verified, with
+	// their length, so nothing downstream re-reads a consumed stream or
+	// forwards a chunked body that some backends would read as empty.
+	// GetBody lets Go's transport resend the body when it retries.
+	r.Body = reader
+	r.GetBody = func() (io.ReadCloser, error) { return body.newReader() }
+	r.ContentLength = int64(len(body.data))
+	r.TransferEncoding = nil
+	r.Header.Set("Content-Length", strconv.Itoa(len(body.data)))
+	r.Header.Del("Expect")
+
+	stripOwnedHeaders(r.Header)
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	repl.Set(placeholderPrefix+"secret_index", secretIndex)
+	repl.Set(placeholderPrefix+notificationTypeField.placeholder, notificationType)
+	r.Header.Set(notificationTypeField.header, encodeHeaderValue(notificationType))
+	exposeFields(fields, tree, r.Header, repl)
+	return nil
+}
+
+// reject logs the rejection at info level and returns it as an HTTP error.
+func (h *Handler) reject(r *http.Request, status int, reason error, fields ...zap.Field) error {
+	if ce := h.logger.Check(zap.InfoLevel, "callback rejected"); ce != nil {
+		ce.Write(append(fields,
+			zap.String("reason", reason.Error()),
+			zap.Int("status", status),
+			zap.String("remote_ip", remoteIP(r)),
+			zap.String("client_ip", clientIP(r)),
+		)...)
+	}
+	return caddyhttp.Error(status, reason)
+}
+
+// logIDs returns the identifying values of a body for a log entry: the
+// notification type, ids, and emails when log_emails is on.
+func (h *Handler) logIDs(tree map[string]any, fields fieldSet) []zap.Field {
+	var out []zap.Field
+	if value, ok := lookup(tree, notificationTypeField.path); ok {
+		if text, ok := value.(string); ok {
+			out = append(out, zap.String(notificationTypeField.placeholder, text))
+		}
+	}
+	return appendLogFields(out, fields, tree, h.LogEmails)
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// clientIP returns the client address that Caddy determined, which honors
+// the server's trusted_proxies setting.
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok {
+		return ip
+	}
+	return remoteIP(r)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

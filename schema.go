@@ -1,0 +1,151 @@
+package cronofy
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+)
+
+//go:generate go run gen_tzids.go
+
+// schemaFiles holds the built-in JSON Schema documents. They are plain
+// draft 2020-12 files so that a backend can validate with the same
+// documents in its own language.
+//
+//go:embed schemas/*.json
+var schemaFiles embed.FS
+
+// schemaBaseURL is the base under which the built-in schemas are
+// registered with the compiler, so that relative references between
+// them ("common.json#/$defs/time") resolve without touching the network
+// or the file system.
+const schemaBaseURL = "https://schemas.caddy-cronofy.invalid/"
+
+// builtinSchemas maps each notification type that has a built-in schema
+// to its file in schemas/.
+var builtinSchemas = map[string]string{
+	"smart_invite": "smart_invite.json",
+}
+
+// zoneSet is the set of IANA zone names accepted by the tzid format.
+var zoneSet = sync.OnceValue(func() map[string]struct{} {
+	set := make(map[string]struct{}, 600)
+	for _, name := range strings.Fields(zoneNames) {
+		set[name] = struct{}{}
+	}
+	return set
+})
+
+// validateTZID implements the "tzid" format: a zone name known to the
+// IANA time zone database embedded in the binary.
+func validateTZID(v any) error {
+	name, ok := v.(string)
+	if !ok {
+		return nil
+	}
+	if _, known := zoneSet()[name]; !known {
+		return errors.New("unknown IANA time zone name")
+	}
+	return nil
+}
+
+// newSchemaCompiler returns a compiler that asserts formats, knows the
+// tzid format and has every built-in schema registered as a resource.
+func newSchemaCompiler() (*jsonschema.Compiler, error) {
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	c.AssertFormat()
+	c.RegisterFormat(&jsonschema.Format{Name: "tzid", Validate: validateTZID})
+
+	entries, err := fs.ReadDir(schemaFiles, "schemas")
+	if err != nil {
+		return nil, err
+	}
+	for _, entry := range entries {
+		data, err := schemaFiles.ReadFile(path.Join("schemas", entry.Name()))
+		if err != nil {
+			return nil, err
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("built-in schema %s: %v", entry.Name(), err)
+		}
+		if err := c.AddResource(schemaBaseURL+entry.Name(), doc); err != nil {
+			return nil, fmt.Errorf("built-in schema %s: %v", entry.Name(), err)
+		}
+	}
+	return c, nil
+}
+
+// compiledBuiltins compiles the built-in schemas once per process: they
+// are part of the binary, so every configuration shares them and a
+// configuration reload does not pay for them again.
+var compiledBuiltins = sync.OnceValues(func() (map[string]*jsonschema.Schema, error) {
+	c, err := newSchemaCompiler()
+	if err != nil {
+		return nil, err
+	}
+
+	compiled := make(map[string]*jsonschema.Schema, len(builtinSchemas))
+	for notificationType, file := range builtinSchemas {
+		schema, err := c.Compile(schemaBaseURL + file)
+		if err != nil {
+			return nil, fmt.Errorf("compiling built-in schema %s: %v", file, err)
+		}
+		compiled[notificationType] = schema
+	}
+	return compiled, nil
+})
+
+// describeSchemaError summarizes a validation failure as the JSON pointer
+// of the first failing value and the keyword it failed. Validator
+// messages can quote the value itself, which is body content, so they are
+// not used.
+func describeSchemaError(err error) string {
+	var verr *jsonschema.ValidationError
+	if !errors.As(err, &verr) {
+		return "schema validation failed"
+	}
+
+	leaf := deepestCause(verr)
+
+	pointer := "/" + strings.Join(leaf.InstanceLocation, "/")
+	switch k := leaf.ErrorKind.(type) {
+	case *kind.Required:
+		return fmt.Sprintf("%s: missing required property %q", pointer, strings.Join(k.Missing, `", "`))
+	case *kind.Type:
+		return fmt.Sprintf("%s: got %s, want %s", pointer, k.Got, strings.Join(k.Want, " or "))
+	case *kind.Format:
+		return fmt.Sprintf("%s: not a valid %s", pointer, k.Want)
+	}
+
+	keyword := "schema"
+	if path := leaf.ErrorKind.KeywordPath(); len(path) > 0 {
+		keyword = path[len(path)-1]
+	}
+	return fmt.Sprintf("%s: fails %q", pointer, keyword)
+}
+
+// deepestCause returns the leaf error that points deepest into the
+// instance. Under anyOf and oneOf the deepest leaf is usually the branch
+// that came closest, which makes a more useful reason than the first.
+func deepestCause(err *jsonschema.ValidationError) *jsonschema.ValidationError {
+	if len(err.Causes) == 0 {
+		return err
+	}
+	best := deepestCause(err.Causes[0])
+	for _, cause := range err.Causes[1:] {
+		if leaf := deepestCause(cause); len(leaf.InstanceLocation) > len(best.InstanceLocation) {
+			best = leaf
+		}
+	}
+	return best
+}
