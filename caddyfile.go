@@ -32,10 +32,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_depth     <levels>
 //	    max_digests   <count>
 //	    log_emails
+//	    schema        <builtin_name>|<file>
+//	    schema_for    <notification_type> <file>
 //	}
 //
-// secret may be repeated and is required at least once; every other
-// subdirective may appear once.
+// secret may be repeated and is required at least once; schema_for may be
+// repeated once per notification type; every other subdirective may
+// appear once.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume the directive name
 	if d.NextArg() {
@@ -45,7 +48,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := make(map[string]bool)
 	for d.NextBlock(0) {
 		option := d.Val()
-		if option != "secret" {
+		if option != "secret" && option != "schema_for" {
 			if seen[option] {
 				return d.Errf("duplicate subdirective %q", option)
 			}
@@ -100,6 +103,26 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.LogEmails = true
+
+		case "schema":
+			var schema string
+			if !d.AllArgs(&schema) {
+				return d.ArgErr()
+			}
+			h.Schema = schema
+
+		case "schema_for":
+			var notificationType, file string
+			if !d.AllArgs(&notificationType, &file) {
+				return d.ArgErr()
+			}
+			if _, dup := h.TypeSchemas[notificationType]; dup {
+				return d.Errf("duplicate schema_for %q", notificationType)
+			}
+			if h.TypeSchemas == nil {
+				h.TypeSchemas = make(map[string]string)
+			}
+			h.TypeSchemas[notificationType] = file
 
 		default:
 			return d.Errf("unrecognized subdirective %q", option)

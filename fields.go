@@ -3,7 +3,6 @@ package cronofy
 import (
 	"encoding/json"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -62,68 +61,6 @@ var notificationTypeField = field{
 	header:      "X-Cronofy-Notification-Type",
 	path:        []string{"notification", "type"},
 	log:         logAlways,
-}
-
-// replyFields returns the fields of a Smart Invite recipient or reply
-// object found at path. headerStem is "" for objects whose values are only
-// placeholders, such as the members of the recipients array.
-func replyFields(name, headerStem string, path ...string) []field {
-	at := func(rest ...string) []string {
-		return append(slices.Clone(path), rest...)
-	}
-	header := func(suffix string) string {
-		if headerStem == "" {
-			return ""
-		}
-		return headerStem + suffix
-	}
-	prefix := name
-	if prefix != "" {
-		prefix += "."
-	}
-
-	fields := []field{
-		{placeholder: prefix + "email", header: header("-Email"), path: at("email"), log: logEmail},
-		{placeholder: prefix + "status", header: header("-Status"), path: at("status"), log: logAlways},
-		{placeholder: prefix + "comment", path: at("comment")},
-	}
-	for _, end := range []string{"start", "end"} {
-		for _, member := range []string{"time", "tzid"} {
-			fields = append(fields, field{
-				placeholder: prefix + "proposal." + end + "." + member,
-				path:        at("proposal", end, member),
-			})
-		}
-	}
-	return fields
-}
-
-// fieldsByType maps each notification type with a built-in schema to the
-// values the handler reads from its body.
-var fieldsByType = map[string]fieldSet{
-	"smart_invite": {
-		fields: concat(
-			[]field{
-				{placeholder: "smart_invite_id", header: "X-Cronofy-Smart-Invite-Id", path: []string{"smart_invite", "smart_invite_id"}, log: logAlways},
-				{placeholder: "callback_url", path: []string{"smart_invite", "callback_url"}},
-			},
-			replyFields("recipient", "X-Cronofy-Recipient", "smart_invite", "recipient"),
-			replyFields("reply", "X-Cronofy-Reply", "smart_invite", "reply"),
-		),
-		lists: []listField{{
-			placeholder: "recipients",
-			path:        []string{"smart_invite", "recipients"},
-			members:     replyFields("", ""),
-		}},
-	},
-}
-
-func concat(lists ...[]field) []field {
-	var all []field
-	for _, list := range lists {
-		all = append(all, list...)
-	}
-	return all
 }
 
 // lookup returns the value at path in tree.

@@ -15,7 +15,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.uber.org/zap"
 )
 
@@ -117,10 +116,31 @@ type Handler struct {
 	// false.
 	LogEmails bool `json:"log_emails,omitempty"`
 
-	secrets  []string
-	verifier *verifier
-	schemas  map[string]*jsonschema.Schema
-	logger   *zap.Logger
+	// The schema that every body on this route must satisfy, instead of
+	// the schema chosen by notification.type. It is either the name of a
+	// built-in schema (smart_invite, verification, change,
+	// profile_disconnected, profile_initial_sync_completed,
+	// conferencing_profile_disconnected, scheduling_conversation_joined,
+	// scheduling_conversation_updated, scheduling_request,
+	// real_time_scheduling, event_trigger, conferencing_subscription) or
+	// the path of a JSON Schema file, loaded when the configuration loads.
+	// Use it for callbacks without a notification wrapper, such as
+	// Real-Time Scheduling callback URLs, event triggers and conferencing
+	// subscriptions. With it, notification.type is optional.
+	Schema string `json:"schema,omitempty"`
+
+	// JSON Schema files by notification type, loaded when the
+	// configuration loads. A file given here replaces the built-in schema
+	// of that type, and makes an otherwise unknown type known, so custom
+	// or future callback kinds can be validated without a new release.
+	TypeSchemas map[string]string `json:"type_schemas,omitempty"`
+
+	secrets     []string
+	verifier    *verifier
+	fixedKind   *compiledKind
+	typeSchemas map[string]*compiledKind
+	builtins    map[string]*compiledKind
+	logger      *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -156,11 +176,59 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.secrets = secrets
 	h.verifier = newVerifier(secrets)
 
-	h.schemas, err = compiledBuiltins()
+	return h.loadSchemas()
+}
+
+// loadSchemas compiles the configured schema files and looks up the
+// built-in schemas this route uses.
+func (h *Handler) loadSchemas() error {
+	var err error
+	h.builtins, err = compiledBuiltins()
 	if err != nil {
 		return err
 	}
+
+	if h.Schema != "" {
+		h.fixedKind, err = h.resolveSchema(h.Schema)
+		if err != nil {
+			return err
+		}
+	}
+
+	h.typeSchemas = make(map[string]*compiledKind, len(h.TypeSchemas))
+	for notificationType, file := range h.TypeSchemas {
+		schema, err := compileSchemaFile(file)
+		if err != nil {
+			return fmt.Errorf("schema for notification type %q: %v", notificationType, err)
+		}
+		kind := &compiledKind{name: notificationType, schema: schema}
+		// Headers and placeholders of a built-in type still apply when
+		// its schema is replaced; they are read only when present.
+		if builtin, ok := builtinKindForType(notificationType); ok {
+			kind.fields = builtin.fields
+		}
+		h.typeSchemas[notificationType] = kind
+	}
 	return nil
+}
+
+// resolveSchema returns the built-in schema named name, or compiles the
+// file name refers to. Names of built-in schemas contain neither a path
+// separator nor a dot, which keeps the two apart.
+func (h *Handler) resolveSchema(name string) (*compiledKind, error) {
+	if !strings.ContainsAny(name, `./\`) {
+		kind, ok := h.builtins[name]
+		if !ok {
+			return nil, fmt.Errorf("unknown built-in schema %q; use one of %s, or the path of a JSON Schema file", name, strings.Join(builtinKindNames(), ", "))
+		}
+		return kind, nil
+	}
+
+	schema, err := compileSchemaFile(name)
+	if err != nil {
+		return nil, err
+	}
+	return &compiledKind{name: name, schema: schema}, nil
 }
 
 // wholePlaceholder matches a secret that is a single placeholder, the only
@@ -295,31 +363,49 @@ func checkContentHeaders(header http.Header) error {
 	return nil
 }
 
-// checkSchema validates tree against the schema of its notification type
-// and returns the type with the fields to read from the body.
+// checkSchema validates tree against the route's schema, or the schema of
+// its notification type, and returns the type with the fields to read
+// from the body. The type is "" when a route's fixed schema accepted a
+// body without one.
 func (h *Handler) checkSchema(tree map[string]any) (string, fieldSet, error) {
 	value, found := lookup(tree, notificationTypeField.path)
-	if !found {
-		return "", fieldSet{}, errors.New("missing notification.type")
-	}
-	notificationType, ok := value.(string)
-	if !ok {
-		return "", fieldSet{}, errors.New("notification.type is not a string")
+	notificationType, isString := value.(string)
+
+	kind := h.fixedKind
+	if kind == nil {
+		if !found {
+			return "", fieldSet{}, errors.New("missing notification.type")
+		}
+		if !isString {
+			return "", fieldSet{}, errors.New("notification.type is not a string")
+		}
+		kind = h.kindForType(notificationType)
 	}
 
-	schema, known := h.schemas[notificationType]
-	if !known {
+	if kind == nil {
 		if h.UnknownTypes == UnknownTypesReject {
 			return notificationType, fieldSet{}, errors.New("unknown notification type rejected by unknown_types reject")
 		}
 		return notificationType, fieldSet{}, nil
 	}
 
-	fields := fieldsByType[notificationType]
-	if err := schema.Validate(any(tree)); err != nil {
-		return notificationType, fields, fmt.Errorf("%s schema: %s", notificationType, describeSchemaError(err))
+	if err := kind.schema.Validate(any(tree)); err != nil {
+		return notificationType, kind.fields, fmt.Errorf("%s schema: %s", kind.name, describeSchemaError(err))
 	}
-	return notificationType, fields, nil
+	return notificationType, kind.fields, nil
+}
+
+// kindForType returns the schema for a notification type: the user's
+// file for it, else the built-in one, else nil for an unknown type.
+func (h *Handler) kindForType(notificationType string) *compiledKind {
+	if kind, ok := h.typeSchemas[notificationType]; ok {
+		return kind
+	}
+	builtin, ok := builtinKindForType(notificationType)
+	if !ok {
+		return nil
+	}
+	return h.builtins[builtin.name]
 }
 
 // prepareForward hands the verified bytes and the values read from them
@@ -344,8 +430,10 @@ func (h *Handler) prepareForward(r *http.Request, body *callbackBody, tree map[s
 	stripOwnedHeaders(r.Header)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Set(placeholderPrefix+"secret_index", secretIndex)
-	repl.Set(placeholderPrefix+notificationTypeField.placeholder, notificationType)
-	r.Header.Set(notificationTypeField.header, encodeHeaderValue(notificationType))
+	if notificationType != "" {
+		repl.Set(placeholderPrefix+notificationTypeField.placeholder, notificationType)
+		r.Header.Set(notificationTypeField.header, encodeHeaderValue(notificationType))
+	}
 	exposeFields(fields, tree, r.Header, repl)
 	return nil
 }

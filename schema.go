@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"strings"
 	"sync"
@@ -28,12 +29,6 @@ var schemaFiles embed.FS
 // them ("common.json#/$defs/time") resolve without touching the network
 // or the file system.
 const schemaBaseURL = "https://schemas.caddy-cronofy.invalid/"
-
-// builtinSchemas maps each notification type that has a built-in schema
-// to its file in schemas/.
-var builtinSchemas = map[string]string{
-	"smart_invite": "smart_invite.json",
-}
 
 // zoneSet is the set of IANA zone names accepted by the tzid format.
 var zoneSet = sync.OnceValue(func() map[string]struct{} {
@@ -88,22 +83,47 @@ func newSchemaCompiler() (*jsonschema.Compiler, error) {
 // compiledBuiltins compiles the built-in schemas once per process: they
 // are part of the binary, so every configuration shares them and a
 // configuration reload does not pay for them again.
-var compiledBuiltins = sync.OnceValues(func() (map[string]*jsonschema.Schema, error) {
+var compiledBuiltins = sync.OnceValues(func() (map[string]*compiledKind, error) {
 	c, err := newSchemaCompiler()
 	if err != nil {
 		return nil, err
 	}
 
-	compiled := make(map[string]*jsonschema.Schema, len(builtinSchemas))
-	for notificationType, file := range builtinSchemas {
-		schema, err := c.Compile(schemaBaseURL + file)
+	compiled := make(map[string]*compiledKind, len(builtinKinds))
+	for name, kind := range builtinKinds {
+		schema, err := c.Compile(schemaBaseURL + name + ".json")
 		if err != nil {
-			return nil, fmt.Errorf("compiling built-in schema %s: %v", file, err)
+			return nil, fmt.Errorf("compiling built-in schema %s: %v", name, err)
 		}
-		compiled[notificationType] = schema
+		compiled[name] = &compiledKind{name: name, schema: schema, fields: kind.fields}
 	}
 	return compiled, nil
 })
+
+// compiledKind is a schema ready to validate, with the fields to read from
+// the bodies it accepts.
+type compiledKind struct {
+	name   string
+	schema *jsonschema.Schema
+	fields fieldSet
+}
+
+// compileSchemaFile compiles a user's JSON Schema file. The file may refer
+// to the built-in schemas by their URL under schemaBaseURL.
+func compileSchemaFile(file string) (*jsonschema.Schema, error) {
+	if _, err := os.Stat(file); err != nil {
+		return nil, fmt.Errorf("schema file %s: %v", file, err)
+	}
+	c, err := newSchemaCompiler()
+	if err != nil {
+		return nil, err
+	}
+	schema, err := c.Compile(file)
+	if err != nil {
+		return nil, fmt.Errorf("schema file %s: %v", file, err)
+	}
+	return schema, nil
+}
 
 // describeSchemaError summarizes a validation failure as the JSON pointer
 // of the first failing value and the keyword it failed. Validator
