@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -34,11 +35,16 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    log_emails
 //	    schema        <builtin_name>|<file>
 //	    schema_for    <notification_type> <file>
+//	    replay_window <duration>
+//	    replay_storage
+//	    replay_max_entries <count>
+//	    url_token     <token>
+//	    url_token_query <parameter>
 //	}
 //
-// secret may be repeated and is required at least once; schema_for may be
-// repeated once per notification type; every other subdirective may
-// appear once.
+// secret and url_token may be repeated, and secret is required at least
+// once; schema_for may be repeated once per notification type; every
+// other subdirective may appear once.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume the directive name
 	if d.NextArg() {
@@ -48,7 +54,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := make(map[string]bool)
 	for d.NextBlock(0) {
 		option := d.Val()
-		if option != "secret" && option != "schema_for" {
+		if option != "secret" && option != "schema_for" && option != "url_token" {
 			if seen[option] {
 				return d.Errf("duplicate subdirective %q", option)
 			}
@@ -123,6 +129,44 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.TypeSchemas = make(map[string]string)
 			}
 			h.TypeSchemas[notificationType] = file
+
+		case "replay_window":
+			var text string
+			if !d.AllArgs(&text) {
+				return d.ArgErr()
+			}
+			window, err := caddy.ParseDuration(text)
+			if err != nil || window <= 0 {
+				return d.Errf("invalid replay_window %q: want a positive duration such as 24h", text)
+			}
+			h.ReplayWindow = caddy.Duration(window)
+
+		case "replay_storage":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.ReplayStorage = true
+
+		case "replay_max_entries":
+			n, err := parsePositiveInt(d)
+			if err != nil {
+				return err
+			}
+			h.ReplayMaxEntries = n
+
+		case "url_token":
+			var token string
+			if !d.AllArgs(&token) {
+				return d.ArgErr()
+			}
+			h.URLTokens = append(h.URLTokens, token)
+
+		case "url_token_query":
+			var parameter string
+			if !d.AllArgs(&parameter) {
+				return d.ArgErr()
+			}
+			h.URLTokenQuery = parameter
 
 		default:
 			return d.Errf("unrecognized subdirective %q", option)

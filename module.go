@@ -3,6 +3,7 @@
 package cronofy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -135,8 +137,44 @@ type Handler struct {
 	// or future callback kinds can be validated without a new release.
 	TypeSchemas map[string]string `json:"type_schemas,omitempty"`
 
+	// How long a delivered body is remembered. A body identical to one
+	// whose upstream answered 2xx inside this window is answered with 200
+	// and not forwarded again, and one whose delivery is still in progress
+	// gets 409 so that Cronofy retries it later. Bodies whose upstream
+	// failed are forwarded again, so Cronofy's retries pass. Cronofy signs
+	// nothing but the body, so without this a captured callback can be
+	// replayed at any time. Note that a recipient who accepts, declines
+	// and accepts again produces a byte-identical third body, which is then
+	// not forwarded inside the window. Default: 0 (off).
+	ReplayWindow caddy.Duration `json:"replay_window,omitempty"`
+
+	// Whether the replay store lives in Caddy's configured storage instead
+	// of memory, so that several Caddy instances sharing that storage
+	// behind one load balancer recognize each other's deliveries. Default:
+	// false (memory).
+	ReplayStorage bool `json:"replay_storage,omitempty"`
+
+	// The most bodies the in-memory replay store remembers. When it is
+	// full the oldest entry is dropped, which can only let a replay of
+	// that body through. Default: 100000.
+	ReplayMaxEntries int `json:"replay_max_entries,omitempty"`
+
+	// Secret tokens, one of which must appear in the request URL. Cronofy
+	// recommends a per-channel token in each callback_url as a second
+	// factor beside the signature. The token is checked in constant time
+	// before the signature and the body, so requests without it cost
+	// almost nothing; a missing or wrong token is rejected with 401.
+	// Placeholders and trimming work as for secrets. Default: none.
+	URLTokens []string `json:"url_tokens,omitempty"`
+
+	// The query parameter that carries the URL token. When empty, the
+	// token is the last segment of the request path. Default: "".
+	URLTokenQuery string `json:"url_token_query,omitempty"`
+
 	secrets     []string
 	verifier    *verifier
+	urlToken    *urlTokenChecker
+	replay      *replayGuard
 	fixedKind   *compiledKind
 	typeSchemas map[string]*compiledKind
 	builtins    map[string]*compiledKind
@@ -168,13 +206,31 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxDigests == 0 {
 		h.MaxDigests = DefaultMaxDigests
 	}
+	if h.ReplayMaxEntries == 0 {
+		h.ReplayMaxEntries = DefaultReplayMaxEntries
+	}
 
-	secrets, err := h.resolveSecrets()
+	if len(h.Secrets) == 0 {
+		return errors.New("at least one client secret is required")
+	}
+	secrets, err := h.resolveSecrets("secrets", "client secret", h.Secrets)
 	if err != nil {
 		return err
 	}
 	h.secrets = secrets
 	h.verifier = newVerifier(secrets)
+
+	if len(h.URLTokens) > 0 {
+		tokens, err := h.resolveSecrets("url_tokens", "URL token", h.URLTokens)
+		if err != nil {
+			return err
+		}
+		h.urlToken = newURLTokenChecker(tokens, h.URLTokenQuery)
+	}
+
+	if h.ReplayWindow > 0 {
+		h.replay = h.newReplayGuard(ctx)
+	}
 
 	return h.loadSchemas()
 }
@@ -236,36 +292,56 @@ func (h *Handler) resolveSchema(name string) (*compiledKind, error) {
 // part of a literal secret.
 var wholePlaceholder = regexp.MustCompile(`^\{(env|file)\.[^{}]+\}$`)
 
-// resolveSecrets replaces the placeholders in each configured secret and
-// trims surrounding whitespace. Errors and warnings name the secret by its
-// index, never by its value.
-func (h *Handler) resolveSecrets() ([]string, error) {
-	if len(h.Secrets) == 0 {
-		return nil, errors.New("at least one client secret is required")
-	}
-
+// resolveSecrets replaces the placeholders in each configured secret value
+// and trims surrounding whitespace. Errors and warnings name a value by
+// its field and index, never by its content.
+func (h *Handler) resolveSecrets(field, noun string, values []string) ([]string, error) {
 	repl := caddy.NewReplacer()
-	resolved := make([]string, len(h.Secrets))
-	for i, raw := range h.Secrets {
+	resolved := make([]string, len(values))
+	for i, raw := range values {
 		secret, err := repl.ReplaceOrErr(raw, true, true)
 		if err != nil {
 			if wholePlaceholder.MatchString(raw) {
-				return nil, fmt.Errorf("secrets[%d]: placeholder %s is unset, empty or unreadable", i, raw)
+				return nil, fmt.Errorf("%s[%d]: placeholder %s is unset, empty or unreadable", field, i, raw)
 			}
-			return nil, fmt.Errorf("secrets[%d]: a placeholder in it is unknown, unset or empty", i)
+			return nil, fmt.Errorf("%s[%d]: a placeholder in it is unknown, unset or empty", field, i)
 		}
 
 		trimmed := strings.TrimSpace(secret)
 		if trimmed != secret {
-			h.logger.Warn("trimmed surrounding whitespace from client secret",
-				zap.Int("secret_index", i))
+			h.logger.Warn("trimmed surrounding whitespace from "+noun,
+				zap.String("field", field), zap.Int("index", i))
 		}
 		if trimmed == "" {
-			return nil, fmt.Errorf("secrets[%d]: client secret is empty", i)
+			return nil, fmt.Errorf("%s[%d]: %s is empty", field, i, noun)
 		}
 		resolved[i] = trimmed
 	}
 	return resolved, nil
+}
+
+// newReplayGuard sets up replay defence with the configured store. The
+// storage store is swept of expired entries while the configuration runs.
+func (h *Handler) newReplayGuard(ctx caddy.Context) *replayGuard {
+	window := time.Duration(h.ReplayWindow)
+	if !h.ReplayStorage {
+		return newReplayGuard(window, newMemoryReplayStore(h.ReplayMaxEntries))
+	}
+
+	store := &storageReplayStore{storage: ctx.Storage()}
+	go func() {
+		ticker := time.NewTicker(min(window, time.Hour))
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-ticker.C:
+				store.sweep(ctx, now, h.logger)
+			}
+		}
+	}()
+	return newReplayGuard(window, store)
 }
 
 // Validate checks the configured limits.
@@ -282,6 +358,15 @@ func (h *Handler) Validate() error {
 	if h.MaxDigests < 1 {
 		return fmt.Errorf("max_digests must be at least 1, got %d", h.MaxDigests)
 	}
+	if h.ReplayWindow < 0 {
+		return fmt.Errorf("replay_window must not be negative, got %s", time.Duration(h.ReplayWindow))
+	}
+	if h.ReplayMaxEntries < 1 {
+		return fmt.Errorf("replay_max_entries must be at least 1, got %d", h.ReplayMaxEntries)
+	}
+	if h.URLTokenQuery != "" && len(h.URLTokens) == 0 {
+		return errors.New("url_token_query needs at least one URL token")
+	}
 	return nil
 }
 
@@ -290,6 +375,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		return h.reject(r, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed", r.Method))
+	}
+
+	if h.urlToken != nil && !h.urlToken.check(r) {
+		return h.reject(r, http.StatusUnauthorized, errURLToken)
 	}
 
 	// The signature header is checked before anything else about the
@@ -336,7 +425,43 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if ce := h.logger.Check(zap.DebugLevel, "callback verified"); ce != nil {
 		ce.Write(append(h.logIDs(tree, fields), zap.Int("secret_index", secretIndex))...)
 	}
+	if h.replay != nil {
+		return h.forwardOnce(w, r, next, body.data, tree, fields)
+	}
 	return next.ServeHTTP(w, r)
+}
+
+// forwardOnce passes a verified callback on unless an identical body was
+// delivered inside the replay window or is being delivered right now.
+func (h *Handler) forwardOnce(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, body []byte, tree map[string]any, fields fieldSet) error {
+	key := newReplayKey(body)
+	state, err := h.replay.begin(r.Context(), key, time.Now())
+	if err != nil {
+		// The replay store is a hardening layer; losing a genuine
+		// callback to a storage outage would be worse than a replay.
+		h.logger.Warn("replay store lookup failed; forwarding the callback", zap.Error(err))
+		return next.ServeHTTP(w, r)
+	}
+
+	switch state {
+	case replayDone:
+		h.logger.Info("replayed callback answered without forwarding",
+			append(h.logIDs(tree, fields), zap.String("remote_ip", remoteIP(r)), zap.String("client_ip", clientIP(r)))...)
+		w.WriteHeader(http.StatusOK)
+		return nil
+	case replayInFlight:
+		w.Header().Set("Retry-After", "5")
+		return h.reject(r, http.StatusConflict, errors.New("an identical callback is being delivered"), h.logIDs(tree, fields)...)
+	}
+
+	recorder := &statusRecorder{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	err = next.ServeHTTP(recorder, r)
+	// The request context may be canceled once the client is gone, but
+	// the delivery outcome must still be recorded.
+	if finishErr := h.replay.finish(context.WithoutCancel(r.Context()), key, recorder.delivered(err), time.Now()); finishErr != nil {
+		h.logger.Warn("recording a delivered callback failed", zap.Error(finishErr))
+	}
+	return err
 }
 
 // checkContentHeaders accepts only unencoded JSON. Cronofy sends
