@@ -183,9 +183,11 @@ func needsEscape(c byte) bool {
 }
 
 // stripOwnedHeaders removes every inbound header whose name starts with
-// X-Cronofy-. Names are compared without regard to case, and "_" counts
-// as "-", because CGI-style backends (PHP, for one) map both to the same
-// variable name and would otherwise read a spoofed X_Cronofy_ header.
+// X-Cronofy-. Names are compared without regard to case, and "_" and "."
+// count as "-", because CGI-style backends (PHP, for one) map all three to
+// the same variable name and would otherwise read a spoofed X_Cronofy_ or
+// X.Cronofy. header. Caddy v2.11 drops such names itself unless the server
+// lists them in expected_underscore_headers or expected_dot_headers.
 func stripOwnedHeaders(header http.Header) {
 	for name := range header {
 		if isOwnedHeader(name) {
@@ -200,7 +202,7 @@ func isOwnedHeader(name string) bool {
 	}
 	for i := 0; i < len(headerPrefix); i++ {
 		c := name[i]
-		if c == '_' {
+		if c == '_' || c == '.' {
 			c = '-'
 		}
 		if 'a' <= c && c <= 'z' {

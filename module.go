@@ -374,7 +374,7 @@ func (h *Handler) Validate() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		return h.reject(r, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed", r.Method))
+		return h.reject(w, r, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed", r.Method))
 	}
 
 	if h.urlToken != nil && !h.urlToken.check(r) {
@@ -387,35 +387,35 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	var digestArray [DefaultMaxDigests]digest
 	digests, err := parseSignature(digestArray[:0], r.Header.Values(SignatureHeader), h.MaxDigests)
 	if err != nil {
-		return h.reject(r, http.StatusUnauthorized, err)
+		return h.reject(w, r, http.StatusUnauthorized, err)
 	}
 
 	if err := checkContentHeaders(r.Header); err != nil {
-		return h.reject(r, http.StatusUnsupportedMediaType, err)
+		return h.reject(w, r, http.StatusUnsupportedMediaType, err)
 	}
 
 	body, err := readBody(r, h.MaxBodySize)
 	if err != nil {
 		if errors.Is(err, errBodyTooLarge) {
-			return h.reject(r, http.StatusRequestEntityTooLarge, err)
+			return h.reject(w, r, http.StatusRequestEntityTooLarge, err)
 		}
-		return h.reject(r, http.StatusBadRequest, fmt.Errorf("reading request body: %w", err))
+		return h.reject(w, r, http.StatusBadRequest, fmt.Errorf("reading request body: %w", err))
 	}
 	defer body.release()
 
 	secretIndex := h.verifier.verify(body.data, digests)
 	if secretIndex < 0 {
-		return h.reject(r, http.StatusUnauthorized, errSignatureMismatch)
+		return h.reject(w, r, http.StatusUnauthorized, errSignatureMismatch)
 	}
 
 	tree, err := parseObject(body.data, h.MaxDepth)
 	if err != nil {
-		return h.reject(r, http.StatusBadRequest, err)
+		return h.reject(w, r, http.StatusBadRequest, err)
 	}
 
 	notificationType, fields, err := h.checkSchema(tree)
 	if err != nil {
-		return h.reject(r, http.StatusUnprocessableEntity, err, h.logIDs(tree, fields)...)
+		return h.reject(w, r, http.StatusUnprocessableEntity, err, h.logIDs(tree, fields)...)
 	}
 
 	if err := h.prepareForward(r, body, tree, secretIndex, notificationType, fields); err != nil {
@@ -564,7 +564,18 @@ func (h *Handler) prepareForward(r *http.Request, body *callbackBody, tree map[s
 }
 
 // reject logs the rejection at info level and returns it as an HTTP error.
-func (h *Handler) reject(r *http.Request, status int, reason error, fields ...zap.Field) error {
+//
+// A rejected HTTP/1 request with Expect: 100-continue also gets
+// Connection: close. Caddy v2.11 wraps the request body for its read
+// idle timeout (read_body_idle, on by default), and the wrapper hides from
+// net/http that the body was never requested. net/http would then wait
+// for a body that the client sends only after 100 Continue, which delays
+// the rejection until the client stops waiting. Closing skips that wait.
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, status int, reason error, fields ...zap.Field) error {
+	if r.ProtoMajor == 1 && expectsContinue(r.Header) {
+		w.Header().Set("Connection", "close")
+	}
+
 	if ce := h.logger.Check(zap.InfoLevel, "callback rejected"); ce != nil {
 		ce.Write(append(fields,
 			zap.String("reason", reason.Error()),
@@ -574,6 +585,18 @@ func (h *Handler) reject(r *http.Request, status int, reason error, fields ...za
 		)...)
 	}
 	return caddyhttp.Error(status, reason)
+}
+
+// expectsContinue reports whether header contains Expect: 100-continue.
+func expectsContinue(header http.Header) bool {
+	for _, line := range header.Values("Expect") {
+		for token := range strings.SplitSeq(line, ",") {
+			if strings.EqualFold(strings.TrimSpace(token), "100-continue") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // logIDs returns the identifying values of a body for a log entry: the
