@@ -378,7 +378,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	if h.urlToken != nil && !h.urlToken.check(r) {
-		return h.reject(r, http.StatusUnauthorized, errURLToken)
+		return h.reject(w, r, http.StatusUnauthorized, errURLToken)
 	}
 
 	// The signature header is checked before anything else about the
@@ -451,7 +451,7 @@ func (h *Handler) forwardOnce(w http.ResponseWriter, r *http.Request, next caddy
 		return nil
 	case replayInFlight:
 		w.Header().Set("Retry-After", "5")
-		return h.reject(r, http.StatusConflict, errors.New("an identical callback is being delivered"), h.logIDs(tree, fields)...)
+		return h.reject(w, r, http.StatusConflict, errors.New("an identical callback is being delivered"), h.logIDs(tree, fields)...)
 	}
 
 	recorder := &statusRecorder{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
