@@ -420,9 +420,9 @@ func TestCaddySpoofedHeaders(t *testing.T) {
 			// has no schema for, so spoofed Smart Invite headers must not
 			// survive merely because nothing overwrites them.
 			name: "unknown type",
-			body: `{"notification":{"type":"verification"},"channel":{"channel_id":"chn_e2e","callback_url":"https://example.test/cronofy","filters":{}}}`,
+			body: `{"notification":{"type":"calendar_sync_paused"},"channel":{"channel_id":"chn_e2e","callback_url":"https://example.test/cronofy","filters":{}}}`,
 			want: map[string]string{
-				"X-Cronofy-Notification-Type": "verification",
+				"X-Cronofy-Notification-Type": "calendar_sync_paused",
 			},
 		},
 	}
@@ -1067,7 +1067,7 @@ func TestCaddyJSONConfig(t *testing.T) {
 		},
 		{
 			name:   "unknown type rejected",
-			send:   signed(firstSecret, []byte(`{"notification":{"type":"verification"}}`)),
+			send:   signed(firstSecret, []byte(`{"notification":{"type":"calendar_sync_paused"}}`)),
 			status: http.StatusUnprocessableEntity,
 		},
 		{
