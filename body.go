@@ -3,6 +3,7 @@ package cronofy
 import (
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"sync"
 )
@@ -69,6 +70,9 @@ func (b *callbackBody) newReader() (io.ReadCloser, error) {
 // handler's size limit stopped the read) or the read error, such as
 // io.ErrUnexpectedEOF for a body shorter than its Content-Length.
 func readBody(r *http.Request, limit int64) (*callbackBody, error) {
+	// The body is held in one []byte and the read loop looks one byte past
+	// the limit, so on 32-bit platforms the limit must stay below MaxInt.
+	limit = min(limit, math.MaxInt-1)
 	if r.ContentLength > limit {
 		return nil, errBodyTooLarge
 	}

@@ -76,7 +76,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			size, err := humanize.ParseBytes(text)
 			if err != nil || size == 0 || size > math.MaxInt32 {
-				return d.Errf("invalid max_body_size %q: want a size such as 256KiB, from 1 byte to 2GiB", text)
+				return d.Errf("invalid max_body_size %q: want a size such as 256KiB, at least 1 byte and less than 2GiB", text)
 			}
 			h.MaxBodySize = int64(size)
 

@@ -52,9 +52,13 @@ func parseObject(body []byte, maxDepth int) (map[string]any, error) {
 		return nil, err
 	}
 
+	end := dec.InputOffset()
 	if _, err := dec.ReadToken(); err != io.EOF {
 		if err == nil {
-			return nil, fmt.Errorf("data after the JSON object at byte offset %d", dec.InputOffset())
+			// The decoder's offset is now past the extra token, so the
+			// start of the extra data is found from the end of the object.
+			start := len(body) - len(bytes.TrimLeft(body[end:], " \t\r\n"))
+			return nil, fmt.Errorf("data after the JSON object at byte offset %d", start)
 		}
 		return nil, describeJSONError(err)
 	}
