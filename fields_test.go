@@ -67,7 +67,7 @@ func TestIsOwnedHeader(t *testing.T) {
 		{"X-Cronofy-Notification-Type", true},
 		{"X-Cronofyx", false},
 		{"X-Cronofy", false},
-		{"X-Cronofy.Foo", false},
+		{"X-Cronofy.Foo", true},
 		{"Cronofy-HMAC-SHA256", false},
 		{"X-Other", false},
 		{"X-Forwarded-For", false},

@@ -39,7 +39,8 @@ const (
 		`"end":{"time":"2026-04-21T22:00:00Z","tzid":"America/Chicago"}}}],` +
 		`"reply":{"email":"second@example.test","status":"declined"}}}`
 
-	verificationBody = `{"notification":{"type":"verification"},"channel":{"channel_id":"chn_6a8df5c5944f9501621a3083",` +
+	// unknownTypeBody has a notification type without a built-in schema.
+	unknownTypeBody = `{"notification":{"type":"calendar_sync_paused"},"channel":{"channel_id":"chn_6a8df5c5944f9501621a3083",` +
 		`"callback_url":"https://example.com/cronofy","filters":{},"scheduling_conversations":{}}}`
 )
 
@@ -573,11 +574,11 @@ func TestServeHTTPStatus(t *testing.T) {
 			wantStatus: http.StatusUnprocessableEntity,
 		},
 		{
-			name: "unknown type by default", body: []byte(verificationBody),
+			name: "unknown type by default", body: []byte(unknownTypeBody),
 			wantStatus: 0,
 		},
 		{
-			name: "unknown type with unknown_types reject", body: []byte(verificationBody),
+			name: "unknown type with unknown_types reject", body: []byte(unknownTypeBody),
 			configure:  func(h *Handler) { h.UnknownTypes = UnknownTypesReject },
 			wantStatus: http.StatusUnprocessableEntity,
 		},

@@ -82,7 +82,7 @@ func validateSmartInvite(t *testing.T, tree map[string]any) string {
 	if !ok {
 		t.Fatal("compiledBuiltins has no smart_invite schema")
 	}
-	if err := schema.Validate(any(tree)); err != nil {
+	if err := schema.schema.Validate(any(tree)); err != nil {
 		return describeSchemaError(err)
 	}
 	return ""
