@@ -225,6 +225,7 @@ func guardSite(upstream *recordingUpstream, options ...string) string {
 
 // callback is a request to send to the guard.
 type callback struct {
+	path        string // "" means callbackPath
 	method      string // "" means POST
 	contentType string // "" means application/json; charset=utf-8
 	signature   string // the Cronofy-HMAC-SHA256 value; "" sends no header
@@ -279,7 +280,11 @@ func (s *caddyServer) send(t *testing.T, c callback) (*http.Response, string) {
 			body = struct{ io.Reader }{body}
 		}
 	}
-	req, err := http.NewRequest(c.methodOrDefault(), s.url(callbackPath), body)
+	path := c.path
+	if path == "" {
+		path = callbackPath
+	}
+	req, err := http.NewRequest(c.methodOrDefault(), s.url(path), body)
 	if err != nil {
 		t.Fatalf("building request %v: %v", c, err)
 	}
