@@ -3,8 +3,6 @@ package cronofy
 import (
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -14,16 +12,7 @@ import (
 // kind never arrives.
 func TestCaddyEveryKind(t *testing.T) {
 	upstream := newRecordingUpstream(t)
-	widgetSchema := filepath.Join(t.TempDir(), "widget.json")
-	err := os.WriteFile(widgetSchema, []byte(`{
-		"$schema": "https://json-schema.org/draft/2020-12/schema",
-		"type": "object",
-		"required": ["widget_id"],
-		"properties": {"widget_id": {"type": "string", "pattern": "^wdg_"}}
-	}`), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
+	widgetSchema := writeWidgetSchema(t)
 
 	server := startCaddy(t, fmt.Sprintf(`	cronofy_callback /smart-invite {
 		secret %[1]s

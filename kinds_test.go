@@ -172,15 +172,8 @@ func mutate(t *testing.T, body []byte, path []string, change func(parent map[str
 	if err := json.Unmarshal(body, &tree); err != nil {
 		t.Fatal(err)
 	}
-	parent := tree
-	for _, key := range path[:len(path)-1] {
-		next, ok := parent[key].(map[string]any)
-		if !ok {
-			t.Fatalf("path %v not found in %s", path, body)
-		}
-		parent = next
-	}
-	change(parent, path[len(path)-1])
+	parent, key := parentOf(t, tree, strings.Join(path, "."))
+	change(parent, key)
 	out, err := json.Marshal(tree)
 	if err != nil {
 		t.Fatal(err)
@@ -316,17 +309,7 @@ func TestFixedSchemaRejectsOtherKinds(t *testing.T) {
 }
 
 func TestUserSchemaFiles(t *testing.T) {
-	dir := t.TempDir()
-	widgetSchema := filepath.Join(dir, "widget.json")
-	err := os.WriteFile(widgetSchema, []byte(`{
-		"$schema": "https://json-schema.org/draft/2020-12/schema",
-		"type": "object",
-		"required": ["widget_id"],
-		"properties": {"widget_id": {"type": "string", "pattern": "^wdg_"}}
-	}`), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
+	widgetSchema := writeWidgetSchema(t)
 
 	tests := []struct {
 		name        string
@@ -391,4 +374,21 @@ func TestSchemaOptionErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeWidgetSchema writes a user schema for a made-up callback kind that
+// requires a widget_id starting with wdg_, and returns its path.
+func writeWidgetSchema(t *testing.T) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "widget.json")
+	err := os.WriteFile(file, []byte(`{
+		"$schema": "https://json-schema.org/draft/2020-12/schema",
+		"type": "object",
+		"required": ["widget_id"],
+		"properties": {"widget_id": {"type": "string", "pattern": "^wdg_"}}
+	}`), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return file
 }
