@@ -79,6 +79,11 @@ const (
 // | `{http.cronofy_callback.reply.*}` | the same members of smart_invite.reply |
 // | `{http.cronofy_callback.recipients.count}` | length of smart_invite.recipients |
 // | `{http.cronofy_callback.recipients.N.*}` | the same members of smart_invite.recipients[N] |
+//
+// `{http.cronofy_callback.outcome}` is set on every request the handler
+// decides on: accepted, replayed, or the code of the rejection reason
+// (such as signature_mismatch), the same value as the outcome label of
+// the caddy_cronofy_callback_requests_total metric.
 type Handler struct {
 	// The client secrets of the Cronofy applications whose callbacks this
 	// route accepts. A request passes when its signature header contains
@@ -178,6 +183,7 @@ type Handler struct {
 	fixedKind   *compiledKind
 	typeSchemas map[string]*compiledKind
 	builtins    map[string]*compiledKind
+	metrics     *callbackMetrics
 	logger      *zap.Logger
 }
 
@@ -189,26 +195,11 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision resolves the client secrets, applies defaults and loads the
-// schemas.
+// Provision resolves the client secrets, applies defaults, registers the
+// metrics and loads the schemas.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-
-	if h.MaxBodySize == 0 {
-		h.MaxBodySize = DefaultMaxBodySize
-	}
-	if h.UnknownTypes == "" {
-		h.UnknownTypes = UnknownTypesPass
-	}
-	if h.MaxDepth == 0 {
-		h.MaxDepth = DefaultMaxDepth
-	}
-	if h.MaxDigests == 0 {
-		h.MaxDigests = DefaultMaxDigests
-	}
-	if h.ReplayMaxEntries == 0 {
-		h.ReplayMaxEntries = DefaultReplayMaxEntries
-	}
+	h.applyDefaults()
 
 	if len(h.Secrets) == 0 {
 		return errors.New("at least one client secret is required")
@@ -232,7 +223,36 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.replay = h.newReplayGuard(ctx)
 	}
 
+	// A context made without caddy.NewContext has no registry, and the
+	// handler then works without metrics.
+	if registry := ctx.GetMetricsRegistry(); registry != nil {
+		h.metrics, err = registerMetrics(registry)
+		if err != nil {
+			return fmt.Errorf("registering metrics: %v", err)
+		}
+		h.metrics.initSecretMatches(len(secrets))
+	}
+
 	return h.loadSchemas()
+}
+
+// applyDefaults sets every limit left at zero to its default.
+func (h *Handler) applyDefaults() {
+	if h.MaxBodySize == 0 {
+		h.MaxBodySize = DefaultMaxBodySize
+	}
+	if h.UnknownTypes == "" {
+		h.UnknownTypes = UnknownTypesPass
+	}
+	if h.MaxDepth == 0 {
+		h.MaxDepth = DefaultMaxDepth
+	}
+	if h.MaxDigests == 0 {
+		h.MaxDigests = DefaultMaxDigests
+	}
+	if h.ReplayMaxEntries == 0 {
+		h.ReplayMaxEntries = DefaultReplayMaxEntries
+	}
 }
 
 // loadSchemas compiles the configured schema files and looks up the
@@ -372,13 +392,45 @@ func (h *Handler) Validate() error {
 
 // ServeHTTP verifies the callback and passes it on, or rejects it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	start := time.Now()
+	callback, err := h.authenticate(w, r)
+	if err != nil {
+		h.observeRequest(start, rejectionCode(err), callback.notificationType)
+		return err
+	}
+	// The next handler may read the body again through GetBody until it
+	// returns, so the buffer is released only then.
+	defer callback.body.release()
+
+	if ce := h.logger.Check(zap.DebugLevel, "callback verified"); ce != nil {
+		ce.Write(append(h.logIDs(callback.tree, callback.fields), zap.Int("secret_index", callback.secretIndex))...)
+	}
+	if h.replay != nil {
+		return h.forwardOnce(w, r, next, start, callback)
+	}
+	h.observeRequest(start, outcomeAccepted, callback.notificationType)
+	return next.ServeHTTP(w, r)
+}
+
+// verifiedCallback is the result of authenticate.
+type verifiedCallback struct {
+	checkedBody
+	// body holds the verified bytes after the request was accepted, and
+	// is nil after a rejection. The caller releases it.
+	body *callbackBody
+}
+
+// authenticate runs the checks on r in the documented order and, when
+// all pass, prepares r for the next handler. A rejection is returned as
+// an HTTP error, together with what was learned about the body before it.
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (verifiedCallback, error) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		return h.reject(w, r, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed", r.Method))
+		return verifiedCallback{}, h.reject(w, r, http.StatusMethodNotAllowed, reasonMethodNotAllowed, fmt.Errorf("method %s not allowed", r.Method))
 	}
 
 	if h.urlToken != nil && !h.urlToken.check(r) {
-		return h.reject(w, r, http.StatusUnauthorized, errURLToken)
+		return verifiedCallback{}, h.reject(w, r, http.StatusUnauthorized, reasonInvalidURLToken, errURLToken)
 	}
 
 	// The signature header is checked before anything else about the
@@ -387,73 +439,107 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	var digestArray [DefaultMaxDigests]digest
 	digests, err := parseSignature(digestArray[:0], r.Header.Values(SignatureHeader), h.MaxDigests)
 	if err != nil {
-		return h.reject(w, r, http.StatusUnauthorized, err)
+		return verifiedCallback{}, h.reject(w, r, http.StatusUnauthorized, signatureReasonCode(err), err)
 	}
 
-	if err := checkContentHeaders(r.Header); err != nil {
-		return h.reject(w, r, http.StatusUnsupportedMediaType, err)
+	if err := checkContentEncoding(r.Header); err != nil {
+		return verifiedCallback{}, h.reject(w, r, http.StatusUnsupportedMediaType, reasonUnsupportedContentEncoding, err)
+	}
+	if err := checkContentType(r.Header); err != nil {
+		return verifiedCallback{}, h.reject(w, r, http.StatusUnsupportedMediaType, reasonUnsupportedMediaType, err)
 	}
 
 	body, err := readBody(r, h.MaxBodySize)
 	if err != nil {
 		if errors.Is(err, errBodyTooLarge) {
-			return h.reject(w, r, http.StatusRequestEntityTooLarge, err)
+			return verifiedCallback{}, h.reject(w, r, http.StatusRequestEntityTooLarge, reasonBodyTooLarge, err)
 		}
-		return h.reject(w, r, http.StatusBadRequest, fmt.Errorf("reading request body: %w", err))
+		return verifiedCallback{}, h.reject(w, r, http.StatusBadRequest, reasonIncompleteBody, fmt.Errorf("reading request body: %w", err))
 	}
-	defer body.release()
+	h.metrics.observeBodySize(len(body.data))
 
-	secretIndex := h.verifier.verify(body.data, digests)
-	if secretIndex < 0 {
-		return h.reject(w, r, http.StatusUnauthorized, errSignatureMismatch)
+	checked, rejected := h.checkBody(body.data, digests)
+	if checked.secretIndex >= 0 {
+		h.metrics.observeSecretMatch(checked.secretIndex)
+	}
+	if rejected != nil {
+		body.release()
+		var fields []zap.Field
+		if checked.tree != nil {
+			fields = h.logIDs(checked.tree, checked.fields)
+		}
+		return verifiedCallback{checkedBody: checked}, h.reject(w, r, rejected.status, rejected.code, rejected.reason, fields...)
 	}
 
-	tree, err := parseObject(body.data, h.MaxDepth)
+	if err := h.prepareForward(r, body, checked); err != nil {
+		body.release()
+		return verifiedCallback{checkedBody: checked}, h.reject(w, r, http.StatusInternalServerError, reasonInternalError, err)
+	}
+	return verifiedCallback{checkedBody: checked, body: body}, nil
+}
+
+// checkedBody is the result of checkBody: the values read from a body.
+type checkedBody struct {
+	// secretIndex is the index of the client secret that matched, or -1.
+	secretIndex      int
+	tree             map[string]any
+	notificationType string
+	fields           fieldSet
+}
+
+// checkBody verifies a complete body against the digests of its
+// signature header and validates it, in the handler's order: signature,
+// JSON syntax, schema. The verify command of the CLI calls it too, so
+// both give the same reasons. The result holds what was learned before a
+// check failed.
+func (h *Handler) checkBody(data []byte, digests []digest) (checkedBody, *rejection) {
+	checked := checkedBody{secretIndex: h.verifier.verify(data, digests)}
+	if checked.secretIndex < 0 {
+		return checked, &rejection{http.StatusUnauthorized, reasonSignatureMismatch, errSignatureMismatch}
+	}
+
+	tree, err := parseObject(data, h.MaxDepth)
 	if err != nil {
-		return h.reject(w, r, http.StatusBadRequest, err)
+		return checked, &rejection{http.StatusBadRequest, reasonInvalidJSON, err}
 	}
+	checked.tree = tree
 
-	notificationType, fields, err := h.checkSchema(tree)
+	checked.notificationType, checked.fields, err = h.checkSchema(tree)
 	if err != nil {
-		return h.reject(w, r, http.StatusUnprocessableEntity, err, h.logIDs(tree, fields)...)
+		return checked, &rejection{http.StatusUnprocessableEntity, schemaReasonCode(err), err}
 	}
-
-	if err := h.prepareForward(r, body, tree, secretIndex, notificationType, fields); err != nil {
-		return err
-	}
-
-	if ce := h.logger.Check(zap.DebugLevel, "callback verified"); ce != nil {
-		ce.Write(append(h.logIDs(tree, fields), zap.Int("secret_index", secretIndex))...)
-	}
-	if h.replay != nil {
-		return h.forwardOnce(w, r, next, body.data, tree, fields)
-	}
-	return next.ServeHTTP(w, r)
+	return checked, nil
 }
 
 // forwardOnce passes a verified callback on unless an identical body was
 // delivered inside the replay window or is being delivered right now.
-func (h *Handler) forwardOnce(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, body []byte, tree map[string]any, fields fieldSet) error {
-	key := newReplayKey(body)
+func (h *Handler) forwardOnce(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, start time.Time, callback verifiedCallback) error {
+	key := newReplayKey(callback.body.data)
 	state, err := h.replay.begin(r.Context(), key, time.Now())
 	if err != nil {
 		// The replay store is a hardening layer; losing a genuine
 		// callback to a storage outage would be worse than a replay.
 		h.logger.Warn("replay store lookup failed; forwarding the callback", zap.Error(err))
+		h.observeRequest(start, outcomeAccepted, callback.notificationType)
 		return next.ServeHTTP(w, r)
 	}
 
 	switch state {
 	case replayDone:
 		h.logger.Info("replayed callback answered without forwarding",
-			append(h.logIDs(tree, fields), zap.String("remote_ip", remoteIP(r)), zap.String("client_ip", clientIP(r)))...)
+			append(h.logIDs(callback.tree, callback.fields), zap.String("remote_ip", remoteIP(r)), zap.String("client_ip", clientIP(r)))...)
+		h.setOutcome(r, outcomeReplayed)
+		h.observeRequest(start, outcomeReplayed, callback.notificationType)
 		w.WriteHeader(http.StatusOK)
 		return nil
 	case replayInFlight:
 		w.Header().Set("Retry-After", "5")
-		return h.reject(w, r, http.StatusConflict, errors.New("an identical callback is being delivered"), h.logIDs(tree, fields)...)
+		err := h.reject(w, r, http.StatusConflict, reasonReplayInFlight, errors.New("an identical callback is being delivered"), h.logIDs(callback.tree, callback.fields)...)
+		h.observeRequest(start, reasonReplayInFlight, callback.notificationType)
+		return err
 	}
 
+	h.observeRequest(start, outcomeAccepted, callback.notificationType)
 	recorder := &statusRecorder{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
 	err = next.ServeHTTP(recorder, r)
 	// The request context may be canceled once the client is gone, but
@@ -464,10 +550,10 @@ func (h *Handler) forwardOnce(w http.ResponseWriter, r *http.Request, next caddy
 	return err
 }
 
-// checkContentHeaders accepts only unencoded JSON. Cronofy sends
-// "application/json; charset=utf-8" and never compresses callbacks, and
-// a digest over compressed bytes could not be checked against the JSON.
-func checkContentHeaders(header http.Header) error {
+// checkContentEncoding accepts only unencoded bodies. Cronofy never
+// compresses callbacks, and a digest over compressed bytes could not be
+// checked against the JSON.
+func checkContentEncoding(header http.Header) error {
 	for _, line := range header.Values("Content-Encoding") {
 		for coding := range strings.SplitSeq(line, ",") {
 			coding = strings.TrimSpace(coding)
@@ -476,7 +562,12 @@ func checkContentHeaders(header http.Header) error {
 			}
 		}
 	}
+	return nil
+}
 
+// checkContentType accepts only JSON. Cronofy sends
+// "application/json; charset=utf-8".
+func checkContentType(header http.Header) error {
 	contentTypes := header.Values("Content-Type")
 	if len(contentTypes) != 1 {
 		return errors.New("request must have exactly one Content-Type of application/json")
@@ -499,17 +590,17 @@ func (h *Handler) checkSchema(tree map[string]any) (string, fieldSet, error) {
 	kind := h.fixedKind
 	if kind == nil {
 		if !found {
-			return "", fieldSet{}, errors.New("missing notification.type")
+			return "", fieldSet{}, errMissingNotificationType
 		}
 		if !isString {
-			return "", fieldSet{}, errors.New("notification.type is not a string")
+			return "", fieldSet{}, errNotificationTypeNotString
 		}
 		kind = h.kindForType(notificationType)
 	}
 
 	if kind == nil {
 		if h.UnknownTypes == UnknownTypesReject {
-			return notificationType, fieldSet{}, errors.New("unknown notification type rejected by unknown_types reject")
+			return notificationType, fieldSet{}, errUnknownNotificationType
 		}
 		return notificationType, fieldSet{}, nil
 	}
@@ -535,10 +626,10 @@ func (h *Handler) kindForType(notificationType string) *compiledKind {
 
 // prepareForward hands the verified bytes and the values read from them
 // to the next handler.
-func (h *Handler) prepareForward(r *http.Request, body *callbackBody, tree map[string]any, secretIndex int, notificationType string, fields fieldSet) error {
+func (h *Handler) prepareForward(r *http.Request, body *callbackBody, checked checkedBody) error {
 	reader, err := body.newReader()
 	if err != nil {
-		return caddyhttp.Error(http.StatusInternalServerError, err)
+		return err
 	}
 
 	// The upstream receives exactly the bytes that were verified, with
@@ -554,16 +645,19 @@ func (h *Handler) prepareForward(r *http.Request, body *callbackBody, tree map[s
 
 	stripOwnedHeaders(r.Header)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Set(placeholderPrefix+"secret_index", secretIndex)
-	if notificationType != "" {
-		repl.Set(placeholderPrefix+notificationTypeField.placeholder, notificationType)
-		r.Header.Set(notificationTypeField.header, encodeHeaderValue(notificationType))
+	repl.Set(placeholderPrefix+"outcome", outcomeAccepted)
+	repl.Set(placeholderPrefix+"secret_index", checked.secretIndex)
+	if checked.notificationType != "" {
+		repl.Set(placeholderPrefix+notificationTypeField.placeholder, checked.notificationType)
+		r.Header.Set(notificationTypeField.header, encodeHeaderValue(checked.notificationType))
 	}
-	exposeFields(fields, tree, r.Header, repl)
+	exposeFields(checked.fields, checked.tree, r.Header, repl)
 	return nil
 }
 
-// reject logs the rejection at info level and returns it as an HTTP error.
+// reject logs the rejection at info level, sets the outcome placeholder
+// to code and returns the rejection as an HTTP error whose message is the
+// reason text.
 //
 // A rejected HTTP/1 request with Expect: 100-continue also gets
 // Connection: close. Caddy v2.11 wraps the request body for its read
@@ -571,7 +665,7 @@ func (h *Handler) prepareForward(r *http.Request, body *callbackBody, tree map[s
 // net/http that the body was never requested. net/http would then wait
 // for a body that the client sends only after 100 Continue, which delays
 // the rejection until the client stops waiting. Closing skips that wait.
-func (h *Handler) reject(w http.ResponseWriter, r *http.Request, status int, reason error, fields ...zap.Field) error {
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, status int, code string, reason error, fields ...zap.Field) error {
 	if r.ProtoMajor == 1 && expectsContinue(r.Header) {
 		w.Header().Set("Connection", "close")
 	}
@@ -579,12 +673,21 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, status int, rea
 	if ce := h.logger.Check(zap.InfoLevel, "callback rejected"); ce != nil {
 		ce.Write(append(fields,
 			zap.String("reason", reason.Error()),
+			zap.String("outcome", code),
 			zap.Int("status", status),
 			zap.String("remote_ip", remoteIP(r)),
 			zap.String("client_ip", clientIP(r)),
 		)...)
 	}
-	return caddyhttp.Error(status, reason)
+	h.setOutcome(r, code)
+	return caddyhttp.Error(status, &rejection{status: status, code: code, reason: reason})
+}
+
+// setOutcome sets {http.cronofy_callback.outcome}.
+func (h *Handler) setOutcome(r *http.Request, outcome string) {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set(placeholderPrefix+"outcome", outcome)
+	}
 }
 
 // expectsContinue reports whether header contains Expect: 100-continue.
