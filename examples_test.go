@@ -1,10 +1,14 @@
 package cronofy
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +131,141 @@ func TestExampleProblemDetails(t *testing.T) {
 	resp, reply = callbackRequest{name: "GET elsewhere", method: http.MethodGet}.send(t, client, strings.Replace(url, "/cronofy/smart-invite", "/elsewhere", 1))
 	if resp.StatusCode != http.StatusNotFound || reply != "" {
 		t.Errorf("GET outside the guard: got %d %q, want 404 with an empty body", resp.StatusCode, reply)
+	}
+}
+
+// nodeUpstream is examples/node/upstream.js running as a child process.
+type nodeUpstream struct {
+	port  int
+	lines <-chan string // stdout lines after the first
+}
+
+// startNodeUpstream runs the example upstream on a port it picks and
+// kills it when the test ends.
+func startNodeUpstream(t *testing.T) *nodeUpstream {
+	t.Helper()
+
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not on PATH, so the Node.js example upstream cannot run")
+	}
+
+	cmd := exec.Command(node, "examples/node/upstream.js", "0")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatalf("connecting to the stdout of upstream.js: %v", err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting upstream.js: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("stderr of upstream.js:\n%s", stderr.String())
+		}
+	})
+
+	lines := make(chan string, 16)
+	go func() {
+		defer close(lines)
+		scanner := bufio.NewScanner(stdout)
+		for scanner.Scan() {
+			lines <- scanner.Text()
+		}
+	}()
+
+	first := nextNodeLine(t, lines)
+	portText, found := strings.CutPrefix(first, "listening on ")
+	port, err := strconv.Atoi(portText)
+	if !found || err != nil {
+		t.Fatalf("first line of upstream.js: got %q, want \"listening on PORT\"", first)
+	}
+	return &nodeUpstream{port: port, lines: lines}
+}
+
+// nextNodeLine returns the next stdout line of upstream.js, failing the
+// test if none arrives within 10 seconds.
+func nextNodeLine(t *testing.T, lines <-chan string) string {
+	t.Helper()
+	select {
+	case line, ok := <-lines:
+		if !ok {
+			t.Fatal("upstream.js closed its stdout")
+		}
+		return line
+	case <-time.After(10 * time.Second):
+		t.Fatal("upstream.js printed nothing for 10 seconds")
+	}
+	return ""
+}
+
+// upstreamReport is the JSON object the example upstreams respond with
+// and print.
+type upstreamReport struct {
+	Path       string            `json:"path"`
+	BodyLength int               `json:"body_length"`
+	Headers    map[string]string `json:"headers"`
+}
+
+func TestExampleNodeUpstream(t *testing.T) {
+	node := startNodeUpstream(t)
+	ports := reserveLoopbackPorts(t, 2)
+	const secret = "CRN_nodeExampleSecret0aB1cD2eF3gH4iJ5kL"
+	loadCaddyfile(t, globalOptions(ports[0], ports[1])+fmt.Sprintf(`
+:%d {
+	cronofy_callback {
+		secret %s
+	}
+	reverse_proxy 127.0.0.1:%d
+}
+`, ports[0], secret, node.port))
+
+	body := []byte(`{"notification":{"type":"smart_invite"},"smart_invite":{"smart_invite_id":"si_node_1","callback_url":"https://example.test/cronofy","recipient":{"email":"zoë@example.test","status":"accepted"},"reply":{"email":"zo\u00eb+100%@example.test","status":"tentative"}}}`)
+	request := signedCallback("signed smart invite", secret, body)
+	request.header = http.Header{"X-Cronofy-Spoofed": {"spoofed"}}
+	resp, reply := request.send(t, &http.Client{Timeout: 10 * time.Second}, fmt.Sprintf("http://127.0.0.1:%d/cronofy/node", ports[0]))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: got status %d (%q), want 200", request.name, resp.StatusCode, reply)
+	}
+
+	want := upstreamReport{
+		Path:       "/cronofy/node",
+		BodyLength: len(body),
+		Headers: map[string]string{
+			"X-Cronofy-Notification-Type": "smart_invite",
+			"X-Cronofy-Smart-Invite-Id":   "si_node_1",
+			"X-Cronofy-Recipient-Email":   "zoë@example.test",
+			"X-Cronofy-Recipient-Status":  "accepted",
+			"X-Cronofy-Reply-Email":       "zoë+100%@example.test",
+			"X-Cronofy-Reply-Status":      "tentative",
+		},
+	}
+	outputs := map[string]string{
+		"response":     reply,
+		"printed line": nextNodeLine(t, node.lines),
+	}
+	for source, text := range outputs {
+		var got upstreamReport
+		if err := json.Unmarshal([]byte(text), &got); err != nil {
+			t.Errorf("%s of upstream.js is not JSON: %v\n%s", source, err, text)
+			continue
+		}
+		if got.Path != want.Path {
+			t.Errorf("%s: path: got %q, want %q", source, got.Path, want.Path)
+		}
+		if got.BodyLength != want.BodyLength {
+			t.Errorf("%s: body_length: got %d, want %d", source, got.BodyLength, want.BodyLength)
+		}
+		for name, value := range want.Headers {
+			if got.Headers[name] != value {
+				t.Errorf("%s: %s: got %q, want %q", source, name, got.Headers[name], value)
+			}
+		}
+		if len(got.Headers) != len(want.Headers) {
+			t.Errorf("%s: got headers %q, want exactly %q", source, got.Headers, want.Headers)
+		}
 	}
 }
