@@ -269,6 +269,15 @@ func TestMetricsSurviveReload(t *testing.T) {
 		map[string]float64{"accepted/smart_invite": 1, "signature_mismatch/none": 1})
 	checkGrowth(t, "caddy_cronofy_callback_secret_matches_total", afterReload.matches, after.matches,
 		map[string]float64{"0": 1})
+
+	// Caddy's admin endpoint serves the same registry as the metrics
+	// handler.
+	admin := scrapeMetrics(t, "http://localhost:2999/metrics")
+	for key, value := range after.requests {
+		if admin.requests[key] != value {
+			t.Errorf("admin endpoint: requests_total{%s} = %v, want %v as on the metrics route", key, admin.requests[key], value)
+		}
+	}
 }
 
 func TestMetricsRegisterTwice(t *testing.T) {
