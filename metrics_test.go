@@ -1,12 +1,17 @@
 package cronofy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -325,4 +330,96 @@ func TestNotificationTypeLabel(t *testing.T) {
 			t.Errorf("notificationTypeLabel(%q) = %q, want %q", notificationType, got, want)
 		}
 	}
+}
+
+func TestMetricsCountTokenAndReplay(t *testing.T) {
+	ports := reserveLoopbackPorts(t, 2)
+	base := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+
+	// The upstream holds the first request until released, so that an
+	// identical second request arrives while the first is in flight.
+	arrived := make(chan struct{})
+	release := make(chan struct{})
+	var calls atomic.Int32
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			close(arrived)
+			<-release
+		}
+		io.WriteString(w, "upstream reached")
+	}))
+	t.Cleanup(upstream.Close)
+
+	tester := loadCaddyfile(t, globalOptions(ports[0], ports[1])+fmt.Sprintf(`
+:%d {
+	handle /metrics {
+		metrics
+	}
+	handle /cronofy/* {
+		cronofy_callback {
+			secret %s
+			url_token metrics-url-token
+			replay_window 1h
+		}
+		reverse_proxy %s
+	}
+}
+`, ports[0], metricsOldSecret, upstream.Listener.Addr()))
+	// A body of its own, so that no earlier run has delivered it.
+	body := []byte(fmt.Sprintf(`{"notification":{"type":"verification"},"channel":{"channel_id":"chn_%d","callback_url":"https://example.test/cronofy","filters":{}}}`, time.Now().UnixNano()))
+	request := signedCallback("signed", metricsOldSecret, body)
+	callbackURL := base + "/cronofy/metrics-url-token"
+
+	before := scrapeMetrics(t, base+"/metrics")
+
+	resp, reply := request.send(t, tester.Client, base+"/cronofy/wrong-token")
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("wrong URL token: got status %d (%q), want 401", resp.StatusCode, reply)
+	}
+
+	firstStatus := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, callbackURL, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(SignatureHeader, request.signature)
+		resp, err := tester.Client.Do(req)
+		if err != nil {
+			firstStatus <- 0
+			return
+		}
+		resp.Body.Close()
+		firstStatus <- resp.StatusCode
+	}()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("the first delivery did not reach the upstream within 10 seconds")
+	}
+
+	resp, reply = request.send(t, tester.Client, callbackURL)
+	if resp.StatusCode != http.StatusConflict {
+		t.Errorf("identical body in flight: got status %d (%q), want 409", resp.StatusCode, reply)
+	}
+	close(release)
+	if status := <-firstStatus; status != http.StatusOK {
+		t.Errorf("first delivery: got status %d, want 200", status)
+	}
+
+	resp, reply = request.send(t, tester.Client, callbackURL)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("delivered body again: got status %d (%q), want 200", resp.StatusCode, reply)
+	}
+	if got := calls.Load(); got != 1 {
+		t.Errorf("upstream received %d requests, want 1", got)
+	}
+
+	after := scrapeMetrics(t, base+"/metrics")
+	checkGrowth(t, "caddy_cronofy_callback_requests_total", before.requests, after.requests, map[string]float64{
+		"invalid_url_token/none":        1,
+		"accepted/verification":         1,
+		"replay_in_flight/verification": 1,
+		"replayed/verification":         1,
+	})
+	checkGrowth(t, "caddy_cronofy_callback_secret_matches_total", before.matches, after.matches, map[string]float64{"0": 3})
 }
