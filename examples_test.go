@@ -210,18 +210,37 @@ type upstreamReport struct {
 	Headers    map[string]string `json:"headers"`
 }
 
+// nodeExampleCaddyfile returns examples/node/Caddyfile with the guard on
+// guardPort in front of the upstream on upstreamPort, and the global
+// options the tests need.
+func nodeExampleCaddyfile(t *testing.T, guardPort, httpsPort, upstreamPort int) string {
+	t.Helper()
+
+	data, err := os.ReadFile("examples/node/Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example := string(data)
+	for old, replacement := range map[string]string{
+		":8080 {":                      fmt.Sprintf(":%d {", guardPort),
+		"reverse_proxy 127.0.0.1:8081": fmt.Sprintf("reverse_proxy 127.0.0.1:%d", upstreamPort),
+	} {
+		if strings.Count(example, old) != 1 {
+			t.Fatalf("examples/node/Caddyfile: want %q exactly once to rewrite it for the test", old)
+		}
+		example = strings.Replace(example, old, replacement, 1)
+	}
+	return globalOptions(guardPort, httpsPort) + example
+}
+
 func TestExampleNodeUpstream(t *testing.T) {
 	node := startNodeUpstream(t)
 	ports := reserveLoopbackPorts(t, 2)
-	const secret = "CRN_nodeExampleSecret0aB1cD2eF3gH4iJ5kL"
-	loadCaddyfile(t, globalOptions(ports[0], ports[1])+fmt.Sprintf(`
-:%d {
-	cronofy_callback {
-		secret %s
-	}
-	reverse_proxy 127.0.0.1:%d
-}
-`, ports[0], secret, node.port))
+	// The example reads the secret from this variable when it is set.
+	t.Setenv("CRONOFY_CLIENT_SECRET", "")
+	os.Unsetenv("CRONOFY_CLIENT_SECRET")
+	loadCaddyfile(t, nodeExampleCaddyfile(t, ports[0], ports[1], node.port))
+	const secret = exampleSecret
 
 	body := []byte(`{"notification":{"type":"smart_invite"},"smart_invite":{"smart_invite_id":"si_node_1","callback_url":"https://example.test/cronofy","recipient":{"email":"zoë@example.test","status":"accepted"},"reply":{"email":"zo\u00eb+100%@example.test","status":"tentative"}}}`)
 	request := signedCallback("signed smart invite", secret, body)
