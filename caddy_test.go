@@ -226,6 +226,7 @@ func guardSite(upstream *recordingUpstream, options ...string) string {
 // callback is a request to send to the guard.
 type callback struct {
 	method      string // "" means POST
+	path        string // "" means callbackPath
 	contentType string // "" means application/json; charset=utf-8
 	signature   string // the Cronofy-HMAC-SHA256 value; "" sends no header
 	body        []byte
@@ -249,8 +250,15 @@ func (c callback) String() string {
 	if len(body) > 300 {
 		body = body[:300] + fmt.Sprintf("... (%d bytes)", len(c.body))
 	}
-	return fmt.Sprintf("%s Content-Type=%q Cronofy-HMAC-SHA256=%q chunked=%t headers=%v body=%q",
-		c.methodOrDefault(), c.contentTypeOrDefault(), c.signature, c.chunked, c.header, body)
+	return fmt.Sprintf("%s %s Content-Type=%q Cronofy-HMAC-SHA256=%q chunked=%t headers=%v body=%q",
+		c.methodOrDefault(), c.pathOrDefault(), c.contentTypeOrDefault(), c.signature, c.chunked, c.header, body)
+}
+
+func (c callback) pathOrDefault() string {
+	if c.path == "" {
+		return callbackPath
+	}
+	return c.path
 }
 
 func (c callback) methodOrDefault() string {
@@ -279,7 +287,7 @@ func (s *caddyServer) send(t *testing.T, c callback) (*http.Response, string) {
 			body = struct{ io.Reader }{body}
 		}
 	}
-	req, err := http.NewRequest(c.methodOrDefault(), s.url(callbackPath), body)
+	req, err := http.NewRequest(c.methodOrDefault(), s.url(c.pathOrDefault()), body)
 	if err != nil {
 		t.Fatalf("building request %v: %v", c, err)
 	}
