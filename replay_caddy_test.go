@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -247,5 +248,72 @@ func TestCaddyReplayAcrossReload(t *testing.T) {
 				t.Errorf("upstream received %d requests, want %d", n, want)
 			}
 		})
+	}
+}
+
+// TestCaddyReplayClientGone drops the client's connection while Caddy
+// copies a long upstream response to it, as Cronofy does when a delivery
+// passes its response deadline. reverse_proxy then aborts the handler
+// with a panic. Cronofy saw no complete response and retries, and the
+// retry must reach the upstream instead of getting 409 forever.
+func TestCaddyReplayClientGone(t *testing.T) {
+	const responseSize = 8 << 20
+	headerSent := make(chan struct{})
+	clientGone := make(chan struct{})
+	var upstream *failingUpstream
+	upstream = newFailingUpstream(t, 1, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Length", strconv.Itoa(responseSize))
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		close(headerSent)
+		select {
+		case <-clientGone:
+		case <-time.After(10 * time.Second):
+		}
+		w.Write(make([]byte, responseSize))
+	})
+	// flush_interval -1 passes the response head on at once, so the
+	// client can see it before the body is copied.
+	server := startCaddy(t, fmt.Sprintf(`	cronofy_callback {
+		secret %s
+		replay_window 1h
+	}
+	reverse_proxy %s {
+		flush_interval -1
+	}`, firstSecret, upstream.addr()))
+	body := replayBody("si_client_gone")
+
+	conn, reader := server.dialSite(t, 10*time.Second)
+	if _, err := io.WriteString(conn, server.postHead(len(body), signatureLine(firstSecret, body))+string(body)); err != nil {
+		t.Fatalf("writing the request: %v", err)
+	}
+	resp, err := http.ReadResponse(reader, nil)
+	if err != nil {
+		t.Fatalf("reading the response head: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("got status %d, want the upstream's 200", resp.StatusCode)
+	}
+	<-headerSent
+	conn.Close()
+	close(clientGone)
+
+	// The retry gets 409 until Caddy has given up on the first
+	// delivery, which takes a moment after the connection is gone.
+	c := signed(firstSecret, body)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, reply := server.send(t, c)
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if resp.StatusCode != http.StatusConflict || time.Now().After(deadline) {
+			t.Fatalf("%v retried: got %d %q, want 200 within 5s", c, resp.StatusCode, reply)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := upstream.arrivals.Load(); n != 2 {
+		t.Errorf("upstream received %d requests, want 2: the cut-off delivery and the retry", n)
 	}
 }
