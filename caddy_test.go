@@ -250,8 +250,15 @@ func (c callback) String() string {
 	if len(body) > 300 {
 		body = body[:300] + fmt.Sprintf("... (%d bytes)", len(c.body))
 	}
-	return fmt.Sprintf("%s Content-Type=%q Cronofy-HMAC-SHA256=%q chunked=%t headers=%v body=%q",
-		c.methodOrDefault(), c.contentTypeOrDefault(), c.signature, c.chunked, c.header, body)
+	return fmt.Sprintf("%s %s Content-Type=%q Cronofy-HMAC-SHA256=%q chunked=%t headers=%v body=%q",
+		c.methodOrDefault(), c.pathOrDefault(), c.contentTypeOrDefault(), c.signature, c.chunked, c.header, body)
+}
+
+func (c callback) pathOrDefault() string {
+	if c.path == "" {
+		return callbackPath
+	}
+	return c.path
 }
 
 func (c callback) methodOrDefault() string {
@@ -280,11 +287,7 @@ func (s *caddyServer) send(t *testing.T, c callback) (*http.Response, string) {
 			body = struct{ io.Reader }{body}
 		}
 	}
-	path := c.path
-	if path == "" {
-		path = callbackPath
-	}
-	req, err := http.NewRequest(c.methodOrDefault(), s.url(path), body)
+	req, err := http.NewRequest(c.methodOrDefault(), s.url(c.pathOrDefault()), body)
 	if err != nil {
 		t.Fatalf("building request %v: %v", c, err)
 	}

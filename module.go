@@ -541,12 +541,20 @@ func (h *Handler) forwardOnce(w http.ResponseWriter, r *http.Request, next caddy
 
 	h.observeRequest(start, outcomeAccepted, callback.notificationType)
 	recorder := &statusRecorder{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	delivered := false
+	// The body leaves the in-flight set even when the next handler
+	// panics, as reverse_proxy does with http.ErrAbortHandler when the
+	// upstream breaks off its response. Otherwise every retry of the
+	// body would get 409 until Caddy restarts.
+	defer func() {
+		// The request context may be canceled once the client is gone,
+		// but the delivery outcome must still be recorded.
+		if finishErr := h.replay.finish(context.WithoutCancel(r.Context()), key, delivered, time.Now()); finishErr != nil {
+			h.logger.Warn("recording a delivered callback failed", zap.Error(finishErr))
+		}
+	}()
 	err = next.ServeHTTP(recorder, r)
-	// The request context may be canceled once the client is gone, but
-	// the delivery outcome must still be recorded.
-	if finishErr := h.replay.finish(context.WithoutCancel(r.Context()), key, recorder.delivered(err), time.Now()); finishErr != nil {
-		h.logger.Warn("recording a delivered callback failed", zap.Error(finishErr))
-	}
+	delivered = recorder.delivered(err)
 	return err
 }
 
