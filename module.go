@@ -556,7 +556,7 @@ func (h *Handler) prepareForward(r *http.Request, body *callbackBody, tree map[s
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Set(placeholderPrefix+"secret_index", secretIndex)
 	if notificationType != "" {
-		repl.Set(placeholderPrefix+notificationTypeField.placeholder, notificationType)
+		repl.Set(notificationTypeField.key, notificationType)
 		r.Header.Set(notificationTypeField.header, encodeHeaderValue(notificationType))
 	}
 	exposeFields(fields, tree, r.Header, repl)
