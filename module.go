@@ -374,11 +374,11 @@ func (h *Handler) Validate() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		return h.reject(w, r, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed", r.Method))
+		return h.rejectUnread(w, r, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed", r.Method))
 	}
 
 	if h.urlToken != nil && !h.urlToken.check(r) {
-		return h.reject(w, r, http.StatusUnauthorized, errURLToken)
+		return h.rejectUnread(w, r, http.StatusUnauthorized, errURLToken)
 	}
 
 	// The signature header is checked before anything else about the
@@ -387,19 +387,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	var digestArray [DefaultMaxDigests]digest
 	digests, err := parseSignature(digestArray[:0], r.Header.Values(SignatureHeader), h.MaxDigests)
 	if err != nil {
-		return h.reject(w, r, http.StatusUnauthorized, err)
+		return h.rejectUnread(w, r, http.StatusUnauthorized, err)
 	}
 
 	if err := checkContentHeaders(r.Header); err != nil {
-		return h.reject(w, r, http.StatusUnsupportedMediaType, err)
+		return h.rejectUnread(w, r, http.StatusUnsupportedMediaType, err)
 	}
 
 	body, err := readBody(r, h.MaxBodySize)
 	if err != nil {
 		if errors.Is(err, errBodyTooLarge) {
-			return h.reject(w, r, http.StatusRequestEntityTooLarge, err)
+			return h.rejectUnread(w, r, http.StatusRequestEntityTooLarge, err)
 		}
-		return h.reject(w, r, http.StatusBadRequest, fmt.Errorf("reading request body: %w", err))
+		return h.rejectUnread(w, r, http.StatusBadRequest, fmt.Errorf("reading request body: %w", err))
 	}
 	defer body.release()
 
@@ -585,6 +585,21 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, status int, rea
 		)...)
 	}
 	return caddyhttp.Error(status, reason)
+}
+
+// rejectUnread rejects a request whose body has not been read, or not to
+// its end. An HTTP/1 response then gets Connection: close. Otherwise
+// net/http reads up to 256 KiB of the unread body before it writes the
+// response, because Caddy's body wrapper hides that the handler never
+// read it: an unsigned upload would be received, and its rejection
+// delayed until it was. Closing lets the response go out at once; a
+// body declared larger than 256 KiB is then never read, and a smaller
+// one is drained by net/http only after the response was sent.
+func (h *Handler) rejectUnread(w http.ResponseWriter, r *http.Request, status int, reason error, fields ...zap.Field) error {
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
+	return h.reject(w, r, status, reason, fields...)
 }
 
 // expectsContinue reports whether header contains Expect: 100-continue.
