@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	stdjson "encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	jsonv2 "github.com/go-json-experiment/json"
 	"go.uber.org/zap"
 )
 
@@ -268,4 +270,89 @@ func BenchmarkParse(b *testing.B) {
 			exposeFields(builtins["smart_invite"].fields, tree, header, repl)
 		}
 	})
+}
+
+// decodeStdlib decodes body as encoding/json does with UseNumber, which is
+// what a lenient handler would use. It rejects data after the value, but a
+// duplicate key silently keeps the last value and invalid UTF-8 becomes
+// U+FFFD.
+func decodeStdlib(body []byte) (map[string]any, error) {
+	dec := stdjson.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var tree map[string]any
+	if err := dec.Decode(&tree); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the JSON object")
+	}
+	return tree, nil
+}
+
+// decodeJSONv2 unmarshals body into any with go-json-experiment/json,
+// which rejects duplicate keys and invalid UTF-8 by default but turns
+// every number into a float64 and has no nesting limit of ours.
+func decodeJSONv2(body []byte) (map[string]any, error) {
+	var tree map[string]any
+	err := jsonv2.Unmarshal(body, &tree)
+	return tree, err
+}
+
+// BenchmarkParseStrategies compares the guard's parser with two others
+// on the Smart Invite example. TestParseStrategiesStrictness shows what
+// each of them lets through.
+func BenchmarkParseStrategies(b *testing.B) {
+	invite, err := os.ReadFile("testdata/smart_invite.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	strategies := []struct {
+		name  string
+		parse func([]byte) (map[string]any, error)
+	}{
+		{"jsontext_token_loop", func(body []byte) (map[string]any, error) { return parseObject(body, DefaultMaxDepth) }},
+		{"encoding_json_use_number", decodeStdlib},
+		{"json_v2_unmarshal_any", decodeJSONv2},
+	}
+	for _, s := range strategies {
+		b.Run(s.name, func(b *testing.B) {
+			b.SetBytes(int64(len(invite)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.parse(invite); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func TestParseStrategiesStrictness(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		// Whether each strategy rejects the body: the guard's parser,
+		// encoding/json with UseNumber, go-json-experiment/json.
+		guard, stdlib, v2 bool
+	}{
+		{"duplicate key", `{"a":1,"a":2}`, true, false, true},
+		{"invalid UTF-8", "{\"a\":\"\xff\"}", true, false, true},
+		{"data after object", `{"a":1}{}`, true, true, true},
+		{"trailing comma", `{"a":1,}`, true, true, true},
+		{"nesting past max_depth", nestedObjects(DefaultMaxDepth + 1), true, false, false},
+	}
+	for _, tt := range tests {
+		_, guardErr := parseObject([]byte(tt.body), DefaultMaxDepth)
+		_, stdlibErr := decodeStdlib([]byte(tt.body))
+		_, v2Err := decodeJSONv2([]byte(tt.body))
+		if got := guardErr != nil; got != tt.guard {
+			t.Errorf("%s: parseObject rejected = %t, want %t", tt.name, got, tt.guard)
+		}
+		if got := stdlibErr != nil; got != tt.stdlib {
+			t.Errorf("%s: encoding/json rejected = %t, want %t", tt.name, got, tt.stdlib)
+		}
+		if got := v2Err != nil; got != tt.v2 {
+			t.Errorf("%s: go-json-experiment/json rejected = %t, want %t", tt.name, got, tt.v2)
+		}
+	}
 }
