@@ -26,6 +26,9 @@
 #   MEM_DURATION [10]    seconds per memory run
 #   LIMIT [262144]       max_body_size of B and size of the memory test body
 #   OUT [a new /tmp/cronofy-load.* folder]  where results are written
+#   PROFILE [0]          1 takes a CPU profile of Caddy during one more B
+#                        run, through an admin endpoint on a free loopback
+#                        port, and writes the top functions to $OUT
 #
 # Needs go, curl and wrk; wrk is installed with apt-get when missing.
 set -euo pipefail
@@ -41,6 +44,7 @@ FLOOD_ROUNDS=${FLOOD_ROUNDS:-2}
 MEM_CLIENTS=${MEM_CLIENTS:-200}
 MEM_DURATION=${MEM_DURATION:-10}
 LIMIT=${LIMIT:-262144}
+PROFILE=${PROFILE:-0}
 
 # check_range NAME VALUE MIN MAX rejects a setting outside its bounds, so
 # every loop and run below has a known length.
@@ -60,6 +64,7 @@ check_range FLOOD_ROUNDS "$FLOOD_ROUNDS" 0 50
 check_range MEM_CLIENTS "$MEM_CLIENTS" 1 2000
 check_range MEM_DURATION "$MEM_DURATION" 1 120
 check_range LIMIT "$LIMIT" 4096 16777216
+check_range PROFILE "$PROFILE" 0 1
 
 if ! command -v wrk >/dev/null; then
 	echo "load.sh: installing wrk" >&2
@@ -160,17 +165,20 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 UPSTREAM_PORT=$(cat "$WORK/upstream.port")
-mapfile -t PORTS < <("$WORK/loadtool" freeports 2)
-PORT_A=${PORTS[0]} PORT_B=${PORTS[1]}
+mapfile -t PORTS < <("$WORK/loadtool" freeports 3)
+PORT_A=${PORTS[0]} PORT_B=${PORTS[1]} PORT_ADMIN=${PORTS[2]}
+ADMIN=off
+((PROFILE == 1)) && ADMIN="127.0.0.1:$PORT_ADMIN"
 URL_A="http://127.0.0.1:$PORT_A/cronofy/smart-invite"
 URL_B="http://127.0.0.1:$PORT_B/cronofy/smart-invite"
 
-# Both sites share one process, so they see the same machine load. With
-# admin off, Caddy leaves the tests' admin port alone. Logs go to a file
-# at the default level, as in a production setup.
+# Both sites share one process, so they see the same machine load. The
+# admin endpoint is off, or on a free port with PROFILE=1, so Caddy leaves
+# the tests' admin port alone. Logs go to a file at the default level, as
+# in a production setup.
 cat >"$WORK/Caddyfile" <<EOF
 {
-	admin off
+	admin $ADMIN
 	auto_https off
 }
 
@@ -255,6 +263,18 @@ ab_rounds throughput "$ROUNDS" "$CONNECTIONS"
 if ((LATENCY_ROUNDS > 0)); then
 	log "latency: $LATENCY_ROUNDS rounds of A and B, $LATENCY_CONNECTIONS connections"
 	ab_rounds latency "$LATENCY_ROUNDS" "$LATENCY_CONNECTIONS"
+fi
+
+if ((PROFILE == 1)); then
+	log "profile: CPU profile of Caddy during one B run"
+	curl -s --max-time $((DURATION + 30)) -o "$OUT/cpu-B.prof" \
+		"http://127.0.0.1:$PORT_ADMIN/debug/pprof/profile?seconds=$DURATION" &
+	profile_pid=$!
+	sleep 0.5
+	record profile 1 B "$(run_wrk profile-B "$URL_B" "$WORK/invite.json" "$SIGNATURE" "$CONNECTIONS" "$DURATION")"
+	wait "$profile_pid" || true
+	go tool pprof -top -nodecount 40 "$WORK/caddy" "$OUT/cpu-B.prof" >"$OUT/cpu-B-top.txt" 2>&1 || true
+	go tool pprof -top -cum -nodecount 60 "$WORK/caddy" "$OUT/cpu-B.prof" >"$OUT/cpu-B-cum.txt" 2>&1 || true
 fi
 
 # Floods go to B; the upstream's request counter must not move.
