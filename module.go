@@ -588,15 +588,16 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, status int, rea
 }
 
 // rejectUnread rejects a request whose body has not been read, or not to
-// its end. An HTTP/1 response then gets Connection: close. Otherwise
-// net/http reads up to 256 KiB of the unread body before it writes the
-// response, because Caddy's body wrapper hides that the handler never
-// read it: an unsigned upload would be received, and its rejection
-// delayed until it was. Closing lets the response go out at once; a
-// body declared larger than 256 KiB is then never read, and a smaller
-// one is drained by net/http only after the response was sent.
+// its end. net/http drains an unread body before it writes the response,
+// so that the connection can serve the next request, and Caddy's body
+// wrapper hides from it that the body was never read, so it drains even a
+// large one. An HTTP/1 request whose declared body is larger than
+// max_body_size, or whose length is unknown, therefore gets
+// Connection: close: the response goes out at once and the body is never
+// read. A smaller body is drained, as for a wrongly signed request, and
+// the connection stays open for the next request.
 func (h *Handler) rejectUnread(w http.ResponseWriter, r *http.Request, status int, reason error, fields ...zap.Field) error {
-	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+	if r.ProtoMajor == 1 && (r.ContentLength < 0 || r.ContentLength > h.MaxBodySize) {
 		w.Header().Set("Connection", "close")
 	}
 	return h.reject(w, r, status, reason, fields...)
