@@ -15,7 +15,8 @@
 # Usage: bench/load.sh
 #
 # Environment (defaults in brackets):
-#   ROUNDS [5]           A/B throughput rounds
+#   ROUNDS [5]           A/B throughput rounds (0 skips them, as 0 does
+#                        for the other round counts)
 #   DURATION [10]        seconds per wrk run
 #   CONNECTIONS [32]     wrk connections for the throughput rounds
 #   THREADS [2]          wrk threads
@@ -25,10 +26,13 @@
 #   MEM_CLIENTS [200]    concurrent uploads in the memory test
 #   MEM_DURATION [10]    seconds per memory run
 #   LIMIT [262144]       max_body_size of B and size of the memory test body
+#   MEM_GOMEMLIMIT []    GOMEMLIMIT of the Caddy in the memory test, such as
+#                        160MiB; empty leaves the Go runtime's default
 #   OUT [a new /tmp/cronofy-load.* folder]  where results are written
 #   PROFILE [0]          1 takes a CPU profile of Caddy during one more B
-#                        run, through an admin endpoint on a free loopback
-#                        port, and writes the top functions to $OUT
+#                        run and a heap profile halfway through each first
+#                        memory run, through an admin endpoint on a free
+#                        loopback port, and writes the top functions to $OUT
 #
 # Needs go, curl and wrk; wrk is installed with apt-get when missing.
 set -euo pipefail
@@ -43,6 +47,7 @@ LATENCY_CONNECTIONS=${LATENCY_CONNECTIONS:-1}
 FLOOD_ROUNDS=${FLOOD_ROUNDS:-2}
 MEM_CLIENTS=${MEM_CLIENTS:-200}
 MEM_DURATION=${MEM_DURATION:-10}
+MEM_GOMEMLIMIT=${MEM_GOMEMLIMIT:-}
 LIMIT=${LIMIT:-262144}
 PROFILE=${PROFILE:-0}
 
@@ -54,7 +59,7 @@ check_range() {
 		exit 2
 	fi
 }
-check_range ROUNDS "$ROUNDS" 1 50
+check_range ROUNDS "$ROUNDS" 0 50
 check_range DURATION "$DURATION" 1 120
 check_range CONNECTIONS "$CONNECTIONS" 1 2000
 check_range THREADS "$THREADS" 1 16
@@ -65,6 +70,10 @@ check_range MEM_CLIENTS "$MEM_CLIENTS" 1 2000
 check_range MEM_DURATION "$MEM_DURATION" 1 120
 check_range LIMIT "$LIMIT" 4096 16777216
 check_range PROFILE "$PROFILE" 0 1
+if [[ -n $MEM_GOMEMLIMIT && ! $MEM_GOMEMLIMIT =~ ^[0-9]+(B|KiB|MiB|GiB)?$ ]]; then
+	echo "load.sh: MEM_GOMEMLIMIT=$MEM_GOMEMLIMIT is invalid, want a size such as 160MiB" >&2
+	exit 2
+fi
 
 if ! command -v wrk >/dev/null; then
 	echo "load.sh: installing wrk" >&2
@@ -134,6 +143,7 @@ run_wrk() {
 }
 
 # start_caddy starts a new Caddy with $WORK/Caddyfile and waits for it.
+# Variables assigned before the call, such as GOMEMLIMIT, reach Caddy.
 start_caddy() {
 	"$WORK/caddy" run --config "$WORK/Caddyfile" --adapter caddyfile >>"$WORK/caddy.log" 2>&1 &
 	CADDY_PID=$!
@@ -222,7 +232,7 @@ status=$(curl_status -H 'Content-Type: application/json' --data-binary @"$WORK/i
 	echo "go: $(go version)"
 	echo "wrk: $(wrk -v 2>&1 | head -1)"
 	echo "loadavg before: $(cat /proc/loadavg)"
-	echo "settings: ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS THREADS=$THREADS LATENCY_ROUNDS=$LATENCY_ROUNDS LATENCY_CONNECTIONS=$LATENCY_CONNECTIONS FLOOD_ROUNDS=$FLOOD_ROUNDS MEM_CLIENTS=$MEM_CLIENTS MEM_DURATION=$MEM_DURATION LIMIT=$LIMIT"
+	echo "settings: MEM_GOMEMLIMIT=${MEM_GOMEMLIMIT:-unset} ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS THREADS=$THREADS LATENCY_ROUNDS=$LATENCY_ROUNDS LATENCY_CONNECTIONS=$LATENCY_CONNECTIONS FLOOD_ROUNDS=$FLOOD_ROUNDS MEM_CLIENTS=$MEM_CLIENTS MEM_DURATION=$MEM_DURATION LIMIT=$LIMIT"
 	echo "body: $(wc -c <"$WORK/invite.json") bytes"
 } | tee "$OUT/machine.txt"
 
@@ -258,8 +268,10 @@ ab_rounds() {
 	done
 }
 
-log "throughput: $ROUNDS rounds of A and B, $CONNECTIONS connections, ${DURATION}s each"
-ab_rounds throughput "$ROUNDS" "$CONNECTIONS"
+if ((ROUNDS > 0)); then
+	log "throughput: $ROUNDS rounds of A and B, $CONNECTIONS connections, ${DURATION}s each"
+	ab_rounds throughput "$ROUNDS" "$CONNECTIONS"
+fi
 if ((LATENCY_ROUNDS > 0)); then
 	log "latency: $LATENCY_ROUNDS rounds of A and B, $LATENCY_CONNECTIONS connections"
 	ab_rounds latency "$LATENCY_ROUNDS" "$LATENCY_CONNECTIONS"
@@ -320,20 +332,38 @@ stop_caddy
 # twice, which shows whether the second run reuses what the first allocated.
 memory_run() {
 	local label=$1 url=$2 signature=$3 repeat=${4:-1}
-	start_caddy
+	if [[ -n $MEM_GOMEMLIMIT ]]; then
+		GOMEMLIMIT=$MEM_GOMEMLIMIT start_caddy
+	else
+		start_caddy
+	fi
 	run_wrk "mem-$label-warm" "$url" "$WORK/invite.json" "$SIGNATURE" 2 1 >/dev/null
 	local idle peaks=() run line
 	idle=$(kib_status "$CADDY_PID" VmHWM)
+	if ((PROFILE == 1)); then
+		(
+			sleep $((MEM_DURATION / 2))
+			curl -s --max-time 10 -o "$OUT/heap-$label.prof" "http://127.0.0.1:$PORT_ADMIN/debug/pprof/heap"
+		) &
+		heap_pid=$!
+	fi
 	for run in $(seq 1 "$repeat"); do
 		line=$(run_wrk "mem-$label-$run" "$url" "$WORK/limit.json" "$signature" "$MEM_CLIENTS" "$MEM_DURATION")
 		peaks+=("$(kib_status "$CADDY_PID" VmHWM)")
 		printf 'memory %-22s run %s rps=%s non2xx=%s VmHWM=%s KiB\n' "$label" "$run" "$(field "$line" rps)" "$(field "$line" non2xx)" "${peaks[-1]}" >&2
 	done
+	if ((PROFILE == 1)); then
+		wait "$heap_pid" || true
+		# alloc_objects counts every allocation since the start, so the
+		# readKnownLength row is the number of body buffers allocated.
+		go tool pprof -sample_index=alloc_objects -top -nodecount 15 "$WORK/caddy" "$OUT/heap-$label.prof" >"$OUT/heap-$label-allocs.txt" 2>&1 || true
+		go tool pprof -sample_index=inuse_space -top -nodecount 15 "$WORK/caddy" "$OUT/heap-$label.prof" >"$OUT/heap-$label-inuse.txt" 2>&1 || true
+	fi
 	stop_caddy
 	printf '%s\t%s\t%s\n' "$label" "$idle" "${peaks[*]}" >>"$OUT/memory.tsv"
 }
 
-log "memory: $MEM_CLIENTS concurrent uploads of $LIMIT bytes, ${MEM_DURATION}s, fresh Caddy each"
+log "memory: $MEM_CLIENTS concurrent uploads of $LIMIT bytes, ${MEM_DURATION}s, fresh Caddy each, GOMEMLIMIT=${MEM_GOMEMLIMIT:-unset}"
 printf 'label\tidle_VmHWM_KiB\tpeak_VmHWM_KiB_per_run\n' >"$OUT/memory.tsv"
 # Wrongly signed uploads are the most memory a client without the client
 # secret can make the guard hold: each is read into a pooled buffer and
