@@ -890,6 +890,90 @@ func TestCaddyExpectContinue(t *testing.T) {
 	})
 }
 
+// TestCaddyUnsignedUploadNotRead sends the head of an unsigned 1 MiB
+// POST without Expect: 100-continue and no body. The 401 has to arrive
+// anyway: net/http would otherwise read part of the body before it sends
+// the response.
+func TestCaddyUnsignedUploadNotRead(t *testing.T) {
+	upstream := newRecordingUpstream(t)
+	server := startCaddy(t, guardSite(upstream, "secret "+firstSecret))
+
+	conn, err := net.DialTimeout("tcp", server.addr(), 5*time.Second)
+	if err != nil {
+		t.Fatalf("dialing Caddy: %v", err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatalf("setting the connection deadline: %v", err)
+	}
+	head := "POST " + callbackPath + " HTTP/1.1\r\n" +
+		"Host: " + server.addr() + "\r\n" +
+		"Content-Type: application/json\r\n" +
+		"Content-Length: 1048576\r\n\r\n"
+	if _, err := io.WriteString(conn, head); err != nil {
+		t.Fatalf("writing the request head: %v", err)
+	}
+
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading the response before sending the body: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("got status %d before the body was sent, want 401", resp.StatusCode)
+	}
+	if !resp.Close {
+		t.Errorf("got a response that keeps the connection open, want Connection: close")
+	}
+	if n := len(upstream.received()); n != 0 {
+		t.Errorf("upstream received %d requests, want none", n)
+	}
+}
+
+// TestCaddyUnsignedKeepsConnection sends two unsigned requests with small
+// bodies on one connection: a body within max_body_size is drained, so
+// the connection serves the second request too.
+func TestCaddyUnsignedKeepsConnection(t *testing.T) {
+	upstream := newRecordingUpstream(t)
+	server := startCaddy(t, guardSite(upstream, "secret "+firstSecret))
+
+	conn, err := net.DialTimeout("tcp", server.addr(), 5*time.Second)
+	if err != nil {
+		t.Fatalf("dialing Caddy: %v", err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatalf("setting the connection deadline: %v", err)
+	}
+	request := "POST " + callbackPath + " HTTP/1.1\r\n" +
+		"Host: " + server.addr() + "\r\n" +
+		"Content-Type: application/json\r\n" +
+		"Content-Length: " + strconv.Itoa(len(smartInviteBody)) + "\r\n\r\n" +
+		smartInviteBody
+	reader := bufio.NewReader(conn)
+
+	for i := range 2 {
+		if _, err := io.WriteString(conn, request); err != nil {
+			t.Fatalf("request %d: writing: %v", i, err)
+		}
+		resp, err := http.ReadResponse(reader, nil)
+		if err != nil {
+			t.Fatalf("request %d: reading the response: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("request %d: got status %d, want 401", i, resp.StatusCode)
+		}
+		if resp.Close {
+			t.Errorf("request %d: got Connection: close, want the connection kept", i)
+		}
+	}
+	if n := len(upstream.received()); n != 0 {
+		t.Errorf("upstream received %d requests, want none", n)
+	}
+}
+
 func TestCaddyPlaceholders(t *testing.T) {
 	upstream := newRecordingUpstream(t)
 	site := fmt.Sprintf(`	cronofy_callback {

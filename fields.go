@@ -31,6 +31,9 @@ const (
 type field struct {
 	// placeholder is the name under http.cronofy_callback.
 	placeholder string
+	// key is placeholderPrefix + placeholder, built once at start-up so
+	// that exposing a value does not allocate the name on every request.
+	key string
 	// header is the request header that carries the value upstream, or ""
 	// when the value is only a placeholder.
 	header string
@@ -58,9 +61,17 @@ type fieldSet struct {
 // notificationTypeField is read from every body, known type or not.
 var notificationTypeField = field{
 	placeholder: "notification_type",
+	key:         placeholderPrefix + "notification_type",
 	header:      "X-Cronofy-Notification-Type",
 	path:        []string{"notification", "type"},
 	log:         logAlways,
+}
+
+// setKeys fills in the full placeholder name of every field of set.
+func (set fieldSet) setKeys() {
+	for i := range set.fields {
+		set.fields[i].key = placeholderPrefix + set.fields[i].placeholder
+	}
 }
 
 // lookup returns the value at path in tree.
@@ -95,11 +106,25 @@ func scalarText(value any) (string, bool) {
 // exposeFields sets the request headers and placeholders of set from tree.
 func exposeFields(set fieldSet, tree map[string]any, header http.Header, repl *caddy.Replacer) {
 	for _, f := range set.fields {
-		if text, ok := fieldText(tree, f.path); ok {
-			repl.Set(placeholderPrefix+f.placeholder, text)
-			if f.header != "" {
-				header.Set(f.header, encodeHeaderValue(text))
-			}
+		value, found := lookup(tree, f.path)
+		if !found {
+			continue
+		}
+		text, ok := scalarText(value)
+		if !ok {
+			continue
+		}
+
+		// A string is stored as the interface value the tree already
+		// holds, which saves boxing it again; the placeholder text is the
+		// same either way.
+		if _, isString := value.(string); isString {
+			repl.Set(f.key, value)
+		} else {
+			repl.Set(f.key, text)
+		}
+		if f.header != "" {
+			header.Set(f.header, encodeHeaderValue(text))
 		}
 	}
 

@@ -16,9 +16,19 @@ import (
 // room for new fields while bounding the recursion an attacker can cause.
 const DefaultMaxDepth = 32
 
-// decoderPool reuses decoders, whose internal buffers would otherwise be
+// treeParser holds a decoder and the reader it decodes from. Both are
+// pooled, because the decoder's internal buffers would otherwise be
 // allocated for every request.
-var decoderPool = sync.Pool{New: func() any { return new(jsontext.Decoder) }}
+type treeParser struct {
+	dec jsontext.Decoder
+	// input lets the decoder read the body in place: the decoder takes
+	// the bytes of a *bytes.Buffer without copying them.
+	input    bytes.Buffer
+	names    map[string]string
+	maxDepth int
+}
+
+var parserPool = sync.Pool{New: func() any { return &treeParser{names: schemaNames()} }}
 
 // parseObject decodes body as exactly one JSON object and returns it as a
 // tree of map[string]any, []any, string, json.Number, bool and nil, the
@@ -31,14 +41,17 @@ func parseObject(body []byte, maxDepth int) (map[string]any, error) {
 		return nil, errors.New("empty body")
 	}
 
-	dec := decoderPool.Get().(*jsontext.Decoder)
-	// A bytes.Buffer lets the decoder read body in place, without a copy.
-	dec.Reset(bytes.NewBuffer(body))
+	p := parserPool.Get().(*treeParser)
+	p.input = *bytes.NewBuffer(body)
+	p.dec.Reset(&p.input)
+	p.maxDepth = maxDepth
 	defer func() {
-		dec.Reset(bytes.NewBuffer(nil))
-		decoderPool.Put(dec)
+		p.input = bytes.Buffer{}
+		p.dec.Reset(&p.input)
+		parserPool.Put(p)
 	}()
 
+	dec := &p.dec
 	if kind := dec.PeekKind(); kind != '{' {
 		if kind == 0 {
 			_, err := dec.ReadToken()
@@ -47,7 +60,7 @@ func parseObject(body []byte, maxDepth int) (map[string]any, error) {
 		return nil, fmt.Errorf("top-level JSON value is %s, not an object", kindName(kind))
 	}
 
-	value, err := readValue(dec, maxDepth)
+	value, err := p.readValue()
 	if err != nil {
 		return nil, err
 	}
@@ -65,59 +78,65 @@ func parseObject(body []byte, maxDepth int) (map[string]any, error) {
 	return value.(map[string]any), nil
 }
 
-// readValue reads the next value of dec and everything nested in it.
-func readValue(dec *jsontext.Decoder, maxDepth int) (any, error) {
-	tok, err := dec.ReadToken()
+// readValue reads the next value and everything nested in it.
+func (p *treeParser) readValue() (any, error) {
+	switch p.dec.PeekKind() {
+	case '"':
+		return p.readString()
+	case '0':
+		raw, err := p.dec.ReadValue()
+		if err != nil {
+			return nil, describeJSONError(err)
+		}
+		// The raw digits keep integers beyond float64 precision exact.
+		return json.Number(raw), nil
+	}
+
+	tok, err := p.dec.ReadToken()
 	if err != nil {
 		return nil, describeJSONError(err)
 	}
 
 	switch tok.Kind() {
 	case '{':
-		if dec.StackDepth() > maxDepth {
-			return nil, fmt.Errorf("JSON nesting exceeds the maximum depth of %d at byte offset %d", maxDepth, dec.InputOffset())
+		if p.dec.StackDepth() > p.maxDepth {
+			return nil, fmt.Errorf("JSON nesting exceeds the maximum depth of %d at byte offset %d", p.maxDepth, p.dec.InputOffset())
 		}
 		object := make(map[string]any)
-		for dec.PeekKind() != '}' {
-			name, err := dec.ReadToken()
+		for p.dec.PeekKind() != '}' {
+			// Reading the name as a value still checks it for duplicates.
+			key, err := p.readName()
 			if err != nil {
-				return nil, describeJSONError(err)
+				return nil, err
 			}
-			// The token is only valid until the next read.
-			key := name.String()
-			member, err := readValue(dec, maxDepth)
+			member, err := p.readValue()
 			if err != nil {
 				return nil, err
 			}
 			object[key] = member
 		}
-		if _, err := dec.ReadToken(); err != nil {
+		if _, err := p.dec.ReadToken(); err != nil {
 			return nil, describeJSONError(err)
 		}
 		return object, nil
 
 	case '[':
-		if dec.StackDepth() > maxDepth {
-			return nil, fmt.Errorf("JSON nesting exceeds the maximum depth of %d at byte offset %d", maxDepth, dec.InputOffset())
+		if p.dec.StackDepth() > p.maxDepth {
+			return nil, fmt.Errorf("JSON nesting exceeds the maximum depth of %d at byte offset %d", p.maxDepth, p.dec.InputOffset())
 		}
 		array := []any{}
-		for dec.PeekKind() != ']' {
-			element, err := readValue(dec, maxDepth)
+		for p.dec.PeekKind() != ']' {
+			element, err := p.readValue()
 			if err != nil {
 				return nil, err
 			}
 			array = append(array, element)
 		}
-		if _, err := dec.ReadToken(); err != nil {
+		if _, err := p.dec.ReadToken(); err != nil {
 			return nil, describeJSONError(err)
 		}
 		return array, nil
 
-	case '"':
-		return tok.String(), nil
-	case '0':
-		// The raw digits keep integers beyond float64 precision exact.
-		return json.Number(tok.String()), nil
 	case 't':
 		return true, nil
 	case 'f':
@@ -125,7 +144,48 @@ func readValue(dec *jsontext.Decoder, maxDepth int) (any, error) {
 	case 'n':
 		return nil, nil
 	}
-	return nil, fmt.Errorf("unexpected JSON token at byte offset %d", dec.InputOffset())
+	return nil, fmt.Errorf("unexpected JSON token at byte offset %d", p.dec.InputOffset())
+}
+
+// readString reads the next string value.
+func (p *treeParser) readString() (string, error) {
+	content, err := p.readStringBytes()
+	return string(content), err
+}
+
+// readName reads the next object name. A name that a built-in schema
+// mentions is returned from p.names, which saves an allocation for
+// almost every name of a Cronofy body.
+func (p *treeParser) readName() (string, error) {
+	content, err := p.readStringBytes()
+	if err != nil {
+		return "", err
+	}
+	if name, ok := p.names[string(content)]; ok {
+		return name, nil
+	}
+	return string(content), nil
+}
+
+// readStringBytes reads the next string and returns its unquoted content,
+// which is only valid until the next read.
+func (p *treeParser) readStringBytes() ([]byte, error) {
+	raw, err := p.dec.ReadValue()
+	if err != nil {
+		return nil, describeJSONError(err)
+	}
+	if len(raw) < 2 || raw[0] != '"' {
+		return nil, fmt.Errorf("unexpected JSON token at byte offset %d", p.dec.InputOffset())
+	}
+
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return raw[1 : len(raw)-1], nil
+	}
+	content, err := jsontext.AppendUnquote(nil, raw)
+	if err != nil {
+		return nil, describeJSONError(err)
+	}
+	return content, nil
 }
 
 // describeJSONError turns a decoder error into a message with the kind of

@@ -103,6 +103,8 @@ func TestParseObjectAccepts(t *testing.T) {
 		{"negative zero", `{"n":-0}`, map[string]any{"n": json.Number("-0")}},
 		{"escapes decoded", `{"s":"caf\u00e9 a\/b \"q\" \\"}`, map[string]any{"s": `café a/b "q" \`}},
 		{"escaped key decoded", `{"\u0061\/b":true}`, map[string]any{"a/b": true}},
+		{"escaped schema name decoded", `{"notific\u0061tion":{"type":"change"}}`, map[string]any{"notification": map[string]any{"type": "change"}}},
+		{"schema name and other names", `{"type":"a","types":"b","":"c"}`, map[string]any{"type": "a", "types": "b", "": "c"}},
 		{"surrogate pair", `{"s":"\ud83d\ude00"}`, map[string]any{"s": "😀"}},
 		{"raw UTF-8", `{"s":"zoë"}`, map[string]any{"s": "zoë"}},
 		{"same key in sibling objects", `{"a":{"k":1},"b":{"k":2}}`, map[string]any{

@@ -77,6 +77,7 @@ var builtinKinds = map[string]*callbackKind{
 func init() {
 	for name, kind := range builtinKinds {
 		kind.name = name
+		kind.fields.setKeys()
 	}
 }
 

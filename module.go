@@ -426,11 +426,11 @@ type verifiedCallback struct {
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (verifiedCallback, error) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		return verifiedCallback{}, h.reject(w, r, http.StatusMethodNotAllowed, reasonMethodNotAllowed, fmt.Errorf("method %s not allowed", r.Method))
+		return verifiedCallback{}, h.rejectUnread(w, r, http.StatusMethodNotAllowed, reasonMethodNotAllowed, fmt.Errorf("method %s not allowed", r.Method))
 	}
 
 	if h.urlToken != nil && !h.urlToken.check(r) {
-		return verifiedCallback{}, h.reject(w, r, http.StatusUnauthorized, reasonInvalidURLToken, errURLToken)
+		return verifiedCallback{}, h.rejectUnread(w, r, http.StatusUnauthorized, reasonInvalidURLToken, errURLToken)
 	}
 
 	// The signature header is checked before anything else about the
@@ -439,22 +439,22 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (verified
 	var digestArray [DefaultMaxDigests]digest
 	digests, err := parseSignature(digestArray[:0], r.Header.Values(SignatureHeader), h.MaxDigests)
 	if err != nil {
-		return verifiedCallback{}, h.reject(w, r, http.StatusUnauthorized, signatureReasonCode(err), err)
+		return verifiedCallback{}, h.rejectUnread(w, r, http.StatusUnauthorized, signatureReasonCode(err), err)
 	}
 
 	if err := checkContentEncoding(r.Header); err != nil {
-		return verifiedCallback{}, h.reject(w, r, http.StatusUnsupportedMediaType, reasonUnsupportedContentEncoding, err)
+		return verifiedCallback{}, h.rejectUnread(w, r, http.StatusUnsupportedMediaType, reasonUnsupportedContentEncoding, err)
 	}
 	if err := checkContentType(r.Header); err != nil {
-		return verifiedCallback{}, h.reject(w, r, http.StatusUnsupportedMediaType, reasonUnsupportedMediaType, err)
+		return verifiedCallback{}, h.rejectUnread(w, r, http.StatusUnsupportedMediaType, reasonUnsupportedMediaType, err)
 	}
 
 	body, err := readBody(r, h.MaxBodySize)
 	if err != nil {
 		if errors.Is(err, errBodyTooLarge) {
-			return verifiedCallback{}, h.reject(w, r, http.StatusRequestEntityTooLarge, reasonBodyTooLarge, err)
+			return verifiedCallback{}, h.rejectUnread(w, r, http.StatusRequestEntityTooLarge, reasonBodyTooLarge, err)
 		}
-		return verifiedCallback{}, h.reject(w, r, http.StatusBadRequest, reasonIncompleteBody, fmt.Errorf("reading request body: %w", err))
+		return verifiedCallback{}, h.rejectUnread(w, r, http.StatusBadRequest, reasonIncompleteBody, fmt.Errorf("reading request body: %w", err))
 	}
 	h.metrics.observeBodySize(len(body.data))
 
@@ -656,7 +656,7 @@ func (h *Handler) prepareForward(r *http.Request, body *callbackBody, checked ch
 	repl.Set(placeholderPrefix+"outcome", outcomeAccepted)
 	repl.Set(placeholderPrefix+"secret_index", checked.secretIndex)
 	if checked.notificationType != "" {
-		repl.Set(placeholderPrefix+notificationTypeField.placeholder, checked.notificationType)
+		repl.Set(notificationTypeField.key, checked.notificationType)
 		r.Header.Set(notificationTypeField.header, encodeHeaderValue(checked.notificationType))
 	}
 	exposeFields(checked.fields, checked.tree, r.Header, repl)
@@ -696,6 +696,22 @@ func (h *Handler) setOutcome(r *http.Request, outcome string) {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set(placeholderPrefix+"outcome", outcome)
 	}
+}
+
+// rejectUnread rejects a request whose body has not been read, or not to
+// its end. net/http drains an unread body before it writes the response,
+// so that the connection can serve the next request, and Caddy's body
+// wrapper hides from it that the body was never read, so it drains even a
+// large one. An HTTP/1 request whose declared body is larger than
+// max_body_size, or whose length is unknown, therefore gets
+// Connection: close: the response goes out at once and the body is never
+// read. A smaller body is drained, as for a wrongly signed request, and
+// the connection stays open for the next request.
+func (h *Handler) rejectUnread(w http.ResponseWriter, r *http.Request, status int, code string, reason error, fields ...zap.Field) error {
+	if r.ProtoMajor == 1 && (r.ContentLength < 0 || r.ContentLength > h.MaxBodySize) {
+		w.Header().Set("Connection", "close")
+	}
+	return h.reject(w, r, status, code, reason, fields...)
 }
 
 // expectsContinue reports whether header contains Expect: 100-continue.

@@ -3,6 +3,7 @@ package cronofy
 import (
 	"bytes"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -78,6 +79,42 @@ func newSchemaCompiler() (*jsonschema.Compiler, error) {
 		}
 	}
 	return c, nil
+}
+
+// schemaNames returns every object name that appears in the built-in
+// schemas, which includes the property names of every callback kind.
+// The parser takes object names from this set instead of allocating them.
+var schemaNames = sync.OnceValue(func() map[string]string {
+	// compiledBuiltins reports a built-in file that cannot be read or
+	// parsed; one skipped here only costs allocations while parsing.
+	names := make(map[string]string)
+	entries, _ := fs.ReadDir(schemaFiles, "schemas")
+	for _, entry := range entries {
+		data, err := schemaFiles.ReadFile(path.Join("schemas", entry.Name()))
+		if err != nil {
+			continue
+		}
+		var doc any
+		if err := json.Unmarshal(data, &doc); err != nil {
+			continue
+		}
+		collectNames(doc, names)
+	}
+	return names
+})
+
+func collectNames(value any, names map[string]string) {
+	switch v := value.(type) {
+	case map[string]any:
+		for name, member := range v {
+			names[name] = name
+			collectNames(member, names)
+		}
+	case []any:
+		for _, element := range v {
+			collectNames(element, names)
+		}
+	}
 }
 
 // compiledBuiltins compiles the built-in schemas once per process: they

@@ -105,12 +105,19 @@ type verifier struct {
 	pools []*sync.Pool
 }
 
+// macState is a keyed HMAC with room for its sum. The sum lives beside
+// the hash because a buffer passed to hash.Hash.Sum escapes to the heap.
+type macState struct {
+	mac hash.Hash
+	sum digest
+}
+
 // newVerifier returns a verifier for secrets, which are used as raw bytes.
 func newVerifier(secrets []string) *verifier {
 	v := &verifier{pools: make([]*sync.Pool, len(secrets))}
 	for i, secret := range secrets {
 		key := []byte(secret)
-		v.pools[i] = &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}
+		v.pools[i] = &sync.Pool{New: func() any { return &macState{mac: hmac.New(sha256.New, key)} }}
 	}
 	return v
 }
@@ -122,18 +129,17 @@ func newVerifier(secrets []string) *verifier {
 // or secret came close.
 func (v *verifier) verify(body []byte, digests []digest) int {
 	matched := -1
-	var sum digest
 	for i, pool := range v.pools {
-		mac := pool.Get().(hash.Hash)
-		mac.Reset()
-		mac.Write(body)
-		mac.Sum(sum[:0])
-		pool.Put(mac)
+		state := pool.Get().(*macState)
+		state.mac.Reset()
+		state.mac.Write(body)
+		state.mac.Sum(state.sum[:0])
 
 		found := 0
 		for j := range digests {
-			found |= subtle.ConstantTimeCompare(sum[:], digests[j][:])
+			found |= subtle.ConstantTimeCompare(state.sum[:], digests[j][:])
 		}
+		pool.Put(state)
 		// Keep the first match without a data-dependent branch.
 		take := found & subtle.ConstantTimeEq(int32(matched), -1)
 		matched = subtle.ConstantTimeSelect(take, i, matched)
