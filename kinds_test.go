@@ -359,6 +359,7 @@ func TestSchemaOptionErrors(t *testing.T) {
 		{"route file invalid schema", badSchema, nil, badSchema},
 		{"missing type file", "", map[string]string{"widget": missing}, missing},
 		{"type file invalid schema", "", map[string]string{"widget": badSchema}, `"widget"`},
+		{"schema with type schemas", "real_time_scheduling", map[string]string{"widget": badSchema}, "cannot be combined"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -133,7 +133,8 @@ type Handler struct {
 	// the path of a JSON Schema file, loaded when the configuration loads.
 	// Use it for callbacks without a notification wrapper, such as
 	// Real-Time Scheduling callback URLs, event triggers and conferencing
-	// subscriptions. With it, notification.type is optional.
+	// subscriptions. With it, notification.type is optional. It cannot be
+	// combined with type_schemas.
 	Schema string `json:"schema,omitempty"`
 
 	// JSON Schema files by notification type, loaded when the
@@ -156,12 +157,12 @@ type Handler struct {
 	// Whether the replay store lives in Caddy's configured storage instead
 	// of memory, so that several Caddy instances sharing that storage
 	// behind one load balancer recognize each other's deliveries. Default:
-	// false (memory).
+	// false (memory). Needs replay_window.
 	ReplayStorage bool `json:"replay_storage,omitempty"`
 
 	// The most bodies the in-memory replay store remembers. When it is
 	// full the oldest entry is dropped, which can only let a replay of
-	// that body through. Default: 100000.
+	// that body through. Needs replay_window. Default: 100000.
 	ReplayMaxEntries int `json:"replay_max_entries,omitempty"`
 
 	// Secret tokens, one of which must appear in the request URL. Cronofy
@@ -199,6 +200,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // metrics and loads the schemas.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	if err := h.checkOptionCombinations(); err != nil {
+		return err
+	}
 	h.applyDefaults()
 
 	if len(h.Secrets) == 0 {
@@ -234,6 +238,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	return h.loadSchemas()
+}
+
+// checkOptionCombinations rejects options that would have no effect, so a
+// configuration never looks stricter than it is. It runs before defaults
+// are applied, while an unset option is still zero.
+func (h *Handler) checkOptionCombinations() error {
+	if h.Schema != "" && len(h.TypeSchemas) > 0 {
+		return errors.New("schema and type_schemas (schema_for) cannot be combined: with schema, every body on the route is validated by that schema alone")
+	}
+	if h.ReplayWindow == 0 && (h.ReplayStorage || h.ReplayMaxEntries != 0) {
+		return errors.New("replay_storage and replay_max_entries need replay_window")
+	}
+	return nil
 }
 
 // applyDefaults sets every limit left at zero to its default.

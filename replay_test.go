@@ -3,9 +3,11 @@ package cronofy
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 )
@@ -156,5 +158,26 @@ func TestStatusRecorderDelivered(t *testing.T) {
 	recorder.WriteHeader(200)
 	if recorder.delivered(fmt.Errorf("upstream failed")) {
 		t.Error("delivered = true with a handler error")
+	}
+}
+
+func TestReplayOptionsNeedWindow(t *testing.T) {
+	tests := []struct {
+		name    string
+		handler Handler
+	}{
+		{"storage without window", Handler{Secrets: []string{"s"}, ReplayStorage: true}},
+		{"max entries without window", Handler{Secrets: []string{"s"}, ReplayMaxEntries: 10}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			h := tt.handler
+			err := h.Provision(ctx)
+			if err == nil || !strings.Contains(err.Error(), "need replay_window") {
+				t.Errorf("Provision(%+v) error = %v, want one saying replay_window is needed", tt.handler, err)
+			}
+		})
 	}
 }
