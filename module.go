@@ -105,7 +105,7 @@ type Handler struct {
 	// What to do with a notification type that has no schema: "pass"
 	// forwards it after its signature and JSON syntax are checked, as
 	// Cronofy asks receivers to accept types they do not know yet; "reject"
-	// answers 422. Default: "pass".
+	// responds with 422. Default: "pass".
 	UnknownTypes string `json:"unknown_types,omitempty"`
 
 	// The deepest nesting of JSON objects and arrays accepted, counting the
@@ -144,7 +144,7 @@ type Handler struct {
 	TypeSchemas map[string]string `json:"type_schemas,omitempty"`
 
 	// How long a delivered body is remembered. A body identical to one
-	// whose upstream answered 2xx inside this window is answered with 200
+	// whose upstream answered 2xx inside this window gets 200
 	// and not forwarded again, and one whose delivery is still in progress
 	// gets 409 so that Cronofy retries it later. Bodies whose upstream
 	// failed are forwarded again, so Cronofy's retries pass. Cronofy signs
@@ -160,7 +160,7 @@ type Handler struct {
 	// false (memory). Needs replay_window.
 	ReplayStorage bool `json:"replay_storage,omitempty"`
 
-	// The most bodies the in-memory replay store remembers. When it is
+	// The maximum number of bodies the in-memory replay store remembers. When it is
 	// full the oldest entry is dropped, which can only let a replay of
 	// that body through. Needs replay_window. Default: 100000.
 	ReplayMaxEntries int `json:"replay_max_entries,omitempty"`

@@ -20,7 +20,7 @@ import (
 // costs about 100 bytes, so the default stays under about 10 MB.
 const DefaultReplayMaxEntries = 100_000
 
-// replayStoragePrefix is where replay entries live in Caddy's storage.
+// replayStoragePrefix is the key prefix of replay entries in Caddy's storage.
 const replayStoragePrefix = "cronofy_callback/replay/"
 
 // replayKey identifies a body: the SHA-256 of its bytes. Cronofy signs

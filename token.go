@@ -12,7 +12,7 @@ var errURLToken = errors.New("missing or wrong URL token")
 
 // urlTokenChecker compares the secret token in a callback URL with the
 // configured ones. Cronofy suggests putting such a token in each
-// callback_url as a second factor next to the signature, and it is checked
+// callback_url as a second factor next to the signature. It is checked
 // before anything else about the request, so a flood of requests without
 // it costs no body read and no HMAC.
 type urlTokenChecker struct {
