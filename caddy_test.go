@@ -1277,37 +1277,40 @@ func loadError(t *testing.T, config string) string {
 	return string(message)
 }
 
-// pythonUpstream is examples/python/upstream.py running as a child process.
-type pythonUpstream struct {
-	port  int
-	lines <-chan string // stdout lines after the first
+// exampleUpstream is one of the example upstreams in examples/ running as
+// a child process.
+type exampleUpstream struct {
+	script string
+	port   int
+	lines  <-chan string // stdout lines after the first
 }
 
-// startPythonUpstream runs the example upstream on a port it picks and
-// kills it when the test ends.
-func startPythonUpstream(t *testing.T) *pythonUpstream {
+// startExampleUpstream runs script with the interpreter on a port the
+// script picks, and kills it when the test ends. The test is skipped when
+// the interpreter is not installed.
+func startExampleUpstream(t *testing.T, interpreter, script string) *exampleUpstream {
 	t.Helper()
 
-	python, err := exec.LookPath("python3")
+	path, err := exec.LookPath(interpreter)
 	if err != nil {
-		t.Skip("python3 is not on PATH, so the Python example upstream cannot run")
+		t.Skipf("%s is not on PATH, so the example upstream %s cannot run", interpreter, script)
 	}
 
-	cmd := exec.Command(python, "examples/python/upstream.py", "0")
+	cmd := exec.Command(path, script, "0")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatalf("connecting to the stdout of upstream.py: %v", err)
+		t.Fatalf("connecting to the stdout of %s: %v", script, err)
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting upstream.py: %v", err)
+		t.Fatalf("starting %s: %v", script, err)
 	}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
 		if t.Failed() {
-			t.Logf("stderr of upstream.py:\n%s", stderr.String())
+			t.Logf("stderr of %s:\n%s", script, stderr.String())
 		}
 	})
 
@@ -1320,40 +1323,34 @@ func startPythonUpstream(t *testing.T) *pythonUpstream {
 		}
 	}()
 
-	first := nextLine(t, lines)
+	upstream := &exampleUpstream{script: script, lines: lines}
+	first := upstream.nextLine(t)
 	portText, found := strings.CutPrefix(first, "listening on ")
-	port, err := strconv.Atoi(portText)
+	upstream.port, err = strconv.Atoi(portText)
 	if !found || err != nil {
-		t.Fatalf("first line of upstream.py: got %q, want \"listening on PORT\"", first)
+		t.Fatalf("first line of %s: got %q, want \"listening on PORT\"", script, first)
 	}
-	return &pythonUpstream{port: port, lines: lines}
+	return upstream
 }
 
-// nextLine returns the next stdout line of upstream.py, failing the test
+// nextLine returns the next stdout line of the upstream, failing the test
 // if none arrives within 10 seconds.
-func nextLine(t *testing.T, lines <-chan string) string {
+func (u *exampleUpstream) nextLine(t *testing.T) string {
 	t.Helper()
 	select {
-	case line, ok := <-lines:
+	case line, ok := <-u.lines:
 		if !ok {
-			t.Fatal("upstream.py closed its stdout")
+			t.Fatalf("%s closed its stdout", u.script)
 		}
 		return line
 	case <-time.After(10 * time.Second):
-		t.Fatal("upstream.py printed nothing for 10 seconds")
+		t.Fatalf("%s printed nothing for 10 seconds", u.script)
 	}
 	return ""
 }
 
-// pythonReport is the JSON object that upstream.py responds with and prints.
-type pythonReport struct {
-	Path       string            `json:"path"`
-	BodyLength int               `json:"body_length"`
-	Headers    map[string]string `json:"headers"`
-}
-
 func TestCaddyPythonUpstream(t *testing.T) {
-	python := startPythonUpstream(t)
+	python := startExampleUpstream(t, "python3", "examples/python/upstream.py")
 	site := fmt.Sprintf(`	cronofy_callback {
 		secret %s
 	}
@@ -1368,7 +1365,7 @@ func TestCaddyPythonUpstream(t *testing.T) {
 		t.Fatalf("%v: got %d %q, want 200", c, resp.StatusCode, reply)
 	}
 
-	want := pythonReport{
+	want := upstreamReport{
 		Path:       callbackPath,
 		BodyLength: len(body),
 		Headers: map[string]string{
@@ -1382,10 +1379,10 @@ func TestCaddyPythonUpstream(t *testing.T) {
 	}
 	outputs := map[string]string{
 		"response":     reply,
-		"printed line": nextLine(t, python.lines),
+		"printed line": python.nextLine(t),
 	}
 	for source, text := range outputs {
-		var got pythonReport
+		var got upstreamReport
 		if err := json.Unmarshal([]byte(text), &got); err != nil {
 			t.Errorf("%s of upstream.py is not JSON: %v\n%s", source, err, text)
 			continue

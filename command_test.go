@@ -305,7 +305,7 @@ func TestCommandSendToGuard(t *testing.T) {
 }
 
 func TestCommandSendPlainReason(t *testing.T) {
-	ports := reserveLoopbackPorts(t, 2)
+	ports := freePorts(t, 2)
 	loadCaddyfile(t, globalOptions(ports[0], ports[1])+fmt.Sprintf(`
 :%d {
 	cronofy_callback {

@@ -1,14 +1,10 @@
 package cronofy
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,7 +50,7 @@ func loadExample(t *testing.T) string {
 	t.Setenv("CRONOFY_CLIENT_SECRET", "")
 	os.Unsetenv("CRONOFY_CLIENT_SECRET")
 
-	ports := reserveLoopbackPorts(t, 3)
+	ports := freePorts(t, 3)
 	loadCaddyfile(t, exampleCaddyfile(t, ports[0], ports[1], ports[2]))
 	return fmt.Sprintf("http://127.0.0.1:%d/cronofy/smart-invite", ports[0])
 }
@@ -134,74 +130,6 @@ func TestExampleProblemDetails(t *testing.T) {
 	}
 }
 
-// nodeUpstream is examples/node/upstream.js running as a child process.
-type nodeUpstream struct {
-	port  int
-	lines <-chan string // stdout lines after the first
-}
-
-// startNodeUpstream runs the example upstream on a port it picks and
-// kills it when the test ends.
-func startNodeUpstream(t *testing.T) *nodeUpstream {
-	t.Helper()
-
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not on PATH, so the Node.js example upstream cannot run")
-	}
-
-	cmd := exec.Command(node, "examples/node/upstream.js", "0")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatalf("connecting to the stdout of upstream.js: %v", err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting upstream.js: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("stderr of upstream.js:\n%s", stderr.String())
-		}
-	})
-
-	lines := make(chan string, 16)
-	go func() {
-		defer close(lines)
-		scanner := bufio.NewScanner(stdout)
-		for scanner.Scan() {
-			lines <- scanner.Text()
-		}
-	}()
-
-	first := nextNodeLine(t, lines)
-	portText, found := strings.CutPrefix(first, "listening on ")
-	port, err := strconv.Atoi(portText)
-	if !found || err != nil {
-		t.Fatalf("first line of upstream.js: got %q, want \"listening on PORT\"", first)
-	}
-	return &nodeUpstream{port: port, lines: lines}
-}
-
-// nextNodeLine returns the next stdout line of upstream.js, failing the
-// test if none arrives within 10 seconds.
-func nextNodeLine(t *testing.T, lines <-chan string) string {
-	t.Helper()
-	select {
-	case line, ok := <-lines:
-		if !ok {
-			t.Fatal("upstream.js closed its stdout")
-		}
-		return line
-	case <-time.After(10 * time.Second):
-		t.Fatal("upstream.js printed nothing for 10 seconds")
-	}
-	return ""
-}
-
 // upstreamReport is the JSON object the example upstreams respond with
 // and print.
 type upstreamReport struct {
@@ -234,8 +162,8 @@ func nodeExampleCaddyfile(t *testing.T, guardPort, httpsPort, upstreamPort int) 
 }
 
 func TestExampleNodeUpstream(t *testing.T) {
-	node := startNodeUpstream(t)
-	ports := reserveLoopbackPorts(t, 2)
+	node := startExampleUpstream(t, "node", "examples/node/upstream.js")
+	ports := freePorts(t, 2)
 	// The example reads the secret from this variable when it is set.
 	t.Setenv("CRONOFY_CLIENT_SECRET", "")
 	os.Unsetenv("CRONOFY_CLIENT_SECRET")
@@ -264,7 +192,7 @@ func TestExampleNodeUpstream(t *testing.T) {
 	}
 	outputs := map[string]string{
 		"response":     reply,
-		"printed line": nextNodeLine(t, node.lines),
+		"printed line": node.nextLine(t),
 	}
 	for source, text := range outputs {
 		var got upstreamReport

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -18,30 +17,6 @@ import (
 // load configurations into the Caddy that caddytest runs in the test
 // process, whose admin endpoint is always localhost:2999, so these tests
 // never run in parallel.
-
-// reserveLoopbackPorts returns n distinct TCP ports that were free on
-// 127.0.0.1 a moment ago. Another process can take one before Caddy binds
-// it, and then the configuration fails to load and the test fails.
-func reserveLoopbackPorts(t *testing.T, n int) []int {
-	t.Helper()
-
-	listeners := make([]net.Listener, n)
-	ports := make([]int, n)
-	for i := range listeners {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("reserving a loopback port: %v", err)
-		}
-		listeners[i] = ln
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
-	}
-	// The listeners close only after every port is read, so the ports are
-	// distinct.
-	for _, ln := range listeners {
-		ln.Close()
-	}
-	return ports
-}
 
 // globalOptions returns the global options block of every test
 // configuration: the admin endpoint where caddytest expects it, HTTP and

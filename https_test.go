@@ -140,7 +140,7 @@ type transportCase struct {
 }
 
 func TestHTTPSBehavesLikeHTTP(t *testing.T) {
-	ports := reserveLoopbackPorts(t, 3)
+	ports := freePorts(t, 3)
 	upstream := newEchoUpstream(t)
 	loadCaddyfile(t, httpsConfig(ports[0], ports[1], ports[2], upstream))
 
@@ -235,7 +235,7 @@ func TestHTTPSBehavesLikeHTTP(t *testing.T) {
 // TestHTTPSRejectsUntrustedClient checks that the test clients really
 // verify the certificate: one without the local CA must fail.
 func TestHTTPSRejectsUntrustedClient(t *testing.T) {
-	ports := reserveLoopbackPorts(t, 3)
+	ports := freePorts(t, 3)
 	loadCaddyfile(t, httpsConfig(ports[0], ports[1], ports[2], newEchoUpstream(t)))
 	url := fmt.Sprintf("https://%s:%d/cronofy/callback", httpsHost, ports[1])
 	waitForCertificate(t, localCARoots(t), url)

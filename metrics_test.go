@@ -207,7 +207,7 @@ func checkGrowth(t *testing.T, metric string, before, after, want map[string]flo
 }
 
 func TestMetricsCountOutcomes(t *testing.T) {
-	ports := reserveLoopbackPorts(t, 2)
+	ports := freePorts(t, 2)
 	upstream := newEchoUpstream(t)
 	tester := loadCaddyfile(t, metricsConfig(ports[0], ports[1], upstream, metricsOldSecret, metricsNewSecret))
 	base := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
@@ -240,7 +240,7 @@ func TestMetricsCountOutcomes(t *testing.T) {
 }
 
 func TestMetricsSurviveReload(t *testing.T) {
-	ports := reserveLoopbackPorts(t, 2)
+	ports := freePorts(t, 2)
 	upstream := newEchoUpstream(t)
 	tester := loadCaddyfile(t, metricsConfig(ports[0], ports[1], upstream, metricsOldSecret, metricsNewSecret))
 	base := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
@@ -333,7 +333,7 @@ func TestNotificationTypeLabel(t *testing.T) {
 }
 
 func TestMetricsCountTokenAndReplay(t *testing.T) {
-	ports := reserveLoopbackPorts(t, 2)
+	ports := freePorts(t, 2)
 	base := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 
 	// The upstream holds the first request until released, so that an
