@@ -24,7 +24,7 @@ var bufferPool = sync.Pool{New: func() any { return new([]byte) }}
 // callbackBody holds the bytes of one request body. The buffer goes back
 // to bufferPool only when the handler and every reader handed to the next
 // handler are done with it, so a transport that is still sending the body
-// upstream never sees its bytes replaced by another request's.
+// upstream never reads bytes replaced by another request's.
 type callbackBody struct {
 	mu   sync.Mutex
 	data []byte

@@ -1382,27 +1382,40 @@ func TestCaddyPythonUpstream(t *testing.T) {
 		"printed line": python.nextLine(t),
 	}
 	for source, text := range outputs {
-		var got upstreamReport
-		if err := json.Unmarshal([]byte(text), &got); err != nil {
-			t.Errorf("%s of upstream.py is not JSON: %v\n%s", source, err, text)
+		got, ok := checkUpstreamReport(t, "upstream.py "+source, text, want)
+		if !ok {
 			continue
-		}
-		if got.Path != want.Path {
-			t.Errorf("%s: path: got %q, want %q", source, got.Path, want.Path)
-		}
-		if got.BodyLength != want.BodyLength {
-			t.Errorf("%s: body_length: got %d, want %d", source, got.BodyLength, want.BodyLength)
-		}
-		for name, value := range want.Headers {
-			if got.Headers[name] != value {
-				t.Errorf("%s: %s: got %q, want %q", source, name, got.Headers[name], value)
-			}
 		}
 		if value, found := got.Headers["X-Cronofy-Spoofed"]; found {
 			t.Errorf("%s: upstream.py received the client's X-Cronofy-Spoofed: %q", source, value)
 		}
-		if len(got.Headers) != len(want.Headers) {
-			t.Errorf("%s: got headers %q, want exactly %q", source, got.Headers, want.Headers)
+	}
+}
+
+// checkUpstreamReport compares a JSON report of an example upstream with
+// want, reporting each difference as a test error. It returns the decoded
+// report and whether text was JSON at all.
+func checkUpstreamReport(t *testing.T, source, text string, want upstreamReport) (upstreamReport, bool) {
+	t.Helper()
+
+	var got upstreamReport
+	if err := json.Unmarshal([]byte(text), &got); err != nil {
+		t.Errorf("%s is not JSON: %v\n%s", source, err, text)
+		return got, false
+	}
+	if got.Path != want.Path {
+		t.Errorf("%s: path: got %q, want %q", source, got.Path, want.Path)
+	}
+	if got.BodyLength != want.BodyLength {
+		t.Errorf("%s: body_length: got %d, want %d", source, got.BodyLength, want.BodyLength)
+	}
+	for name, value := range want.Headers {
+		if got.Headers[name] != value {
+			t.Errorf("%s: %s: got %q, want %q", source, name, got.Headers[name], value)
 		}
 	}
+	if len(got.Headers) != len(want.Headers) {
+		t.Errorf("%s: got headers %q, want exactly %q", source, got.Headers, want.Headers)
+	}
+	return got, true
 }

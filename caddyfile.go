@@ -14,7 +14,7 @@ import (
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("cronofy_callback", parseCaddyfile)
 	// Right after the other authentication handlers, so the guard runs
-	// before any handler that answers the request or proxies it.
+	// before any handler that responds to the request or proxies it.
 	httpcaddyfile.RegisterDirectiveOrder("cronofy_callback", httpcaddyfile.After, "basic_auth")
 }
 
@@ -43,8 +43,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	}
 //
 // secret and url_token may be repeated, and secret is required at least
-// once; schema_for may be repeated once per notification type; every
-// other subdirective may appear once.
+// once. schema_for may be repeated once per notification type. Every other
+// subdirective may appear once.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume the directive name
 	if d.NextArg() {

@@ -195,24 +195,6 @@ func TestExampleNodeUpstream(t *testing.T) {
 		"printed line": node.nextLine(t),
 	}
 	for source, text := range outputs {
-		var got upstreamReport
-		if err := json.Unmarshal([]byte(text), &got); err != nil {
-			t.Errorf("%s of upstream.js is not JSON: %v\n%s", source, err, text)
-			continue
-		}
-		if got.Path != want.Path {
-			t.Errorf("%s: path: got %q, want %q", source, got.Path, want.Path)
-		}
-		if got.BodyLength != want.BodyLength {
-			t.Errorf("%s: body_length: got %d, want %d", source, got.BodyLength, want.BodyLength)
-		}
-		for name, value := range want.Headers {
-			if got.Headers[name] != value {
-				t.Errorf("%s: %s: got %q, want %q", source, name, got.Headers[name], value)
-			}
-		}
-		if len(got.Headers) != len(want.Headers) {
-			t.Errorf("%s: got headers %q, want exactly %q", source, got.Headers, want.Headers)
-		}
+		checkUpstreamReport(t, "upstream.js "+source, text, want)
 	}
 }

@@ -18,7 +18,8 @@ const placeholderPrefix = "http.cronofy_callback."
 // own, so a client can never supply one.
 const headerPrefix = "X-Cronofy-"
 
-// logging says whether a field's value may appear in a rejection log entry.
+// logging is the rule for whether a field's value may appear in a
+// rejection log entry.
 type logging int
 
 const (
@@ -39,7 +40,7 @@ type field struct {
 	header string
 	// path is the location of the value in the body.
 	path []string
-	// log says when the value may appear in a rejection log entry.
+	// log is the rule for when the value may appear in a rejection log entry.
 	log logging
 }
 

@@ -2,7 +2,7 @@
 
 // gen_tzids writes tzids.go: the zone names of the IANA time zone database
 // that ships with the Go toolchain, so that the tzid check gives the same
-// answer on every host, whatever zone files the host has installed.
+// result on every host, whatever zone files the host has installed.
 //
 // Run it with "go generate" after a Go upgrade brings a newer database.
 package main

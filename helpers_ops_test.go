@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
@@ -48,53 +46,6 @@ func loadCaddyfile(t *testing.T, config string) *caddytest.Tester {
 		t.FailNow()
 	}
 	return tester
-}
-
-// upstreamCall is what the echo upstream saw of one request.
-type upstreamCall struct {
-	proto  string
-	header http.Header
-	body   []byte
-}
-
-// echoUpstream is a backend behind reverse_proxy that records every
-// request and responds with 200.
-type echoUpstream struct {
-	server *httptest.Server
-
-	mu    sync.Mutex
-	calls []upstreamCall
-}
-
-func newEchoUpstream(t *testing.T) *echoUpstream {
-	t.Helper()
-
-	u := new(echoUpstream)
-	u.server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		u.mu.Lock()
-		u.calls = append(u.calls, upstreamCall{proto: r.Proto, header: r.Header.Clone(), body: body})
-		u.mu.Unlock()
-		if err != nil {
-			http.Error(w, "reading request body failed", http.StatusBadRequest)
-			return
-		}
-		io.WriteString(w, "upstream reached")
-	}))
-	t.Cleanup(u.server.Close)
-	return u
-}
-
-// addr returns the host:port that reverse_proxy dials.
-func (u *echoUpstream) addr() string {
-	return u.server.Listener.Addr().String()
-}
-
-// received returns a copy of the requests recorded so far.
-func (u *echoUpstream) received() []upstreamCall {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]upstreamCall(nil), u.calls...)
 }
 
 // callbackRequest is a request to send to the guard.

@@ -27,7 +27,7 @@ const httpsHost = "cronofy-https.localhost"
 // with a certificate from Caddy's local CA, and on a plain HTTP site.
 // Each passes the request's protocol and the matched secret index
 // upstream, so the test can compare what the guard saw.
-func httpsConfig(httpPort, httpsPort, plainPort int, upstream *echoUpstream) string {
+func httpsConfig(httpPort, httpsPort, plainPort int, upstream *recordingUpstream) string {
 	guard := fmt.Sprintf(`	cronofy_callback {
 		secret %s
 		max_body_size 4KiB
@@ -141,7 +141,7 @@ type transportCase struct {
 
 func TestHTTPSBehavesLikeHTTP(t *testing.T) {
 	ports := freePorts(t, 3)
-	upstream := newEchoUpstream(t)
+	upstream := newRecordingUpstream(t)
 	loadCaddyfile(t, httpsConfig(ports[0], ports[1], ports[2], upstream))
 
 	roots := localCARoots(t)
@@ -197,21 +197,21 @@ func TestHTTPSBehavesLikeHTTP(t *testing.T) {
 				continue
 			}
 			call := calls[seen]
-			if !bytes.Equal(call.body, body) {
-				t.Errorf("%s: upstream body differs from the signed body:\ngot  %q\nwant %q", name, call.body, body)
+			if !bytes.Equal(call.Body, body) {
+				t.Errorf("%s: upstream body differs from the signed body:\ngot  %q\nwant %q", name, call.Body, body)
 			}
-			if got := call.header.Get("Content-Length"); got != strconv.Itoa(len(body)) {
+			if got := call.Header.Get("Content-Length"); got != strconv.Itoa(len(body)) {
 				t.Errorf("%s: upstream Content-Length %q, want %d", name, got, len(body))
 			}
-			if got := call.header.Get("X-Test-Inbound-Proto"); got != tc.wantProto {
+			if got := call.Header.Get("X-Test-Inbound-Proto"); got != tc.wantProto {
 				t.Errorf("%s: guard saw protocol %q, want %q", name, got, tc.wantProto)
 			}
 			for header, want := range wantHeaders {
-				if got := call.header.Get(header); got != want {
+				if got := call.Header.Get(header); got != want {
 					t.Errorf("%s: upstream %s %q, want %q", name, header, got, want)
 				}
 			}
-			for header := range call.header {
+			for header := range call.Header {
 				if strings.Contains(strings.ToLower(header), "cronofy_") {
 					t.Errorf("%s: upstream received spoofed header %s", name, header)
 				}
@@ -236,7 +236,7 @@ func TestHTTPSBehavesLikeHTTP(t *testing.T) {
 // verify the certificate: one without the local CA must fail.
 func TestHTTPSRejectsUntrustedClient(t *testing.T) {
 	ports := freePorts(t, 3)
-	loadCaddyfile(t, httpsConfig(ports[0], ports[1], ports[2], newEchoUpstream(t)))
+	loadCaddyfile(t, httpsConfig(ports[0], ports[1], ports[2], newRecordingUpstream(t)))
 	url := fmt.Sprintf("https://%s:%d/cronofy/callback", httpsHost, ports[1])
 	waitForCertificate(t, localCARoots(t), url)
 

@@ -165,12 +165,12 @@ func (l *mixedLoad) remember(body []byte) {
 type mixedFigures struct {
 	sent              map[string]int
 	forgedAccepted    int // a forged, tampered or unsigned callback not rejected with 401, or forwarded
-	validRejected     int // a valid callback not answered 200
+	validRejected     int // a valid callback without a 200 response
 	replayWrongStatus int // a replay or duplicate with a status other than 200 or 409
 	replayForward     int // a body forwarded more than once
-	lostValid         int // a valid callback answered 200 that never reached the upstream
+	lostValid         int // a valid callback with a 200 response that never reached the upstream
 	noResponse        int // requests that got no response in maxAttempts attempts
-	conflicts         int // duplicates answered 409 while the first was in flight
+	conflicts         int // duplicates rejected with 409 while the first was in flight
 }
 
 func countMixed(outcomes []mixedOutcome, delivered map[string]int) mixedFigures {

@@ -92,7 +92,7 @@ func labelValue(m *dto.Metric, name string) string {
 
 // metricsConfig returns a Caddyfile with a metrics endpoint at /metrics
 // and a guard at /cronofy/* in front of upstream.
-func metricsConfig(httpPort, httpsPort int, upstream *echoUpstream, secrets ...string) string {
+func metricsConfig(httpPort, httpsPort int, upstream *recordingUpstream, secrets ...string) string {
 	var lines []string
 	for _, secret := range secrets {
 		lines = append(lines, "secret "+secret)
@@ -208,7 +208,7 @@ func checkGrowth(t *testing.T, metric string, before, after, want map[string]flo
 
 func TestMetricsCountOutcomes(t *testing.T) {
 	ports := freePorts(t, 2)
-	upstream := newEchoUpstream(t)
+	upstream := newRecordingUpstream(t)
 	tester := loadCaddyfile(t, metricsConfig(ports[0], ports[1], upstream, metricsOldSecret, metricsNewSecret))
 	base := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	cases := metricsCases(t)
@@ -241,7 +241,7 @@ func TestMetricsCountOutcomes(t *testing.T) {
 
 func TestMetricsSurviveReload(t *testing.T) {
 	ports := freePorts(t, 2)
-	upstream := newEchoUpstream(t)
+	upstream := newRecordingUpstream(t)
 	tester := loadCaddyfile(t, metricsConfig(ports[0], ports[1], upstream, metricsOldSecret, metricsNewSecret))
 	base := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	body := readCallbackFile(t, "testdata/smart_invite.json")

@@ -42,11 +42,12 @@ const (
 	UnknownTypesReject = "reject"
 )
 
-// Handler authenticates Cronofy callbacks. It reads the request body once,
-// checks its Cronofy-HMAC-SHA256 signature against every configured client
-// secret, validates the JSON against the schema of its notification type
-// and passes the request to the next handler (normally reverse_proxy) with
-// the same bytes and with X-Cronofy-* headers read from the verified body.
+// Handler authenticates Cronofy callbacks. It reads the request body once
+// and checks its Cronofy-HMAC-SHA256 signature against every configured
+// client secret. It then validates the JSON against the schema of its
+// notification type. A valid request goes to the next handler (normally
+// reverse_proxy) with the same bytes and with X-Cronofy-* headers read
+// from the verified body.
 // Inbound X-Cronofy-* headers are removed first, so a client cannot set one.
 //
 // Rejections are returned as HTTP errors, so handle_errors routes can shape
@@ -103,9 +104,9 @@ type Handler struct {
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
 
 	// What to do with a notification type that has no schema: "pass"
-	// forwards it after its signature and JSON syntax are checked, as
-	// Cronofy asks receivers to accept types they do not know yet; "reject"
-	// responds with 422. Default: "pass".
+	// forwards it after its signature and JSON syntax are checked, because
+	// Cronofy requires receivers to accept types they do not know yet.
+	// "reject" responds with 422. Default: "pass".
 	UnknownTypes string `json:"unknown_types,omitempty"`
 
 	// The deepest nesting of JSON objects and arrays accepted, counting the
@@ -144,9 +145,9 @@ type Handler struct {
 	TypeSchemas map[string]string `json:"type_schemas,omitempty"`
 
 	// How long a delivered body is remembered. A body identical to one
-	// whose upstream answered 2xx inside this window gets 200
-	// and not forwarded again, and one whose delivery is still in progress
-	// gets 409 so that Cronofy retries it later. Bodies whose upstream
+	// whose upstream returned 2xx inside this window gets 200 and is not
+	// forwarded again. One whose delivery is still in progress gets 409,
+	// so that Cronofy retries it later. Bodies whose upstream
 	// failed are forwarded again, so Cronofy's retries pass. Cronofy signs
 	// nothing but the body, so without this a captured callback can be
 	// replayed at any time. Note that a recipient who accepts, declines
@@ -160,16 +161,16 @@ type Handler struct {
 	// false (memory). Needs replay_window.
 	ReplayStorage bool `json:"replay_storage,omitempty"`
 
-	// The maximum number of bodies the in-memory replay store remembers. When it is
-	// full the oldest entry is dropped, which can only let a replay of
-	// that body through. Needs replay_window. Default: 100000.
+	// The maximum number of bodies the in-memory replay store remembers.
+	// When it is full the oldest entry is dropped, which can only let a
+	// replay of that body through. Needs replay_window. Default: 100000.
 	ReplayMaxEntries int `json:"replay_max_entries,omitempty"`
 
 	// Secret tokens, one of which must appear in the request URL. Cronofy
 	// recommends a per-channel token in each callback_url as a second
 	// factor beside the signature. The token is checked in constant time
 	// before the signature and the body, so requests without it cost
-	// almost nothing; a missing or wrong token is rejected with 401.
+	// almost nothing. A missing or wrong token is rejected with 401.
 	// Placeholders and trimming work as for secrets. Default: none.
 	URLTokens []string `json:"url_tokens,omitempty"`
 
@@ -452,7 +453,7 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (verified
 
 	// The signature header is checked before anything else about the
 	// body, so a request without one costs no read and a client that sent
-	// Expect: 100-continue is answered before it uploads.
+	// Expect: 100-continue gets its response before it uploads.
 	var digestArray [DefaultMaxDigests]digest
 	digests, err := parseSignature(digestArray[:0], r.Header.Values(SignatureHeader), h.MaxDigests)
 	if err != nil {
@@ -543,7 +544,7 @@ func (h *Handler) forwardOnce(w http.ResponseWriter, r *http.Request, next caddy
 
 	switch state {
 	case replayDone:
-		h.logger.Info("replayed callback answered without forwarding",
+		h.logger.Info("replayed callback not forwarded",
 			append(h.logIDs(callback.tree, callback.fields), zap.String("remote_ip", remoteIP(r)), zap.String("client_ip", clientIP(r)))...)
 		h.setOutcome(r, outcomeReplayed)
 		h.observeRequest(start, outcomeReplayed, callback.notificationType)

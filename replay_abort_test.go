@@ -15,7 +15,7 @@ import (
 // that breaks off its response: it panics with http.ErrAbortHandler
 // after the status line has gone out. The delivery failed, so Cronofy's
 // retry must be forwarded again, neither rejected as in flight nor
-// answered as a replay.
+// treated as a replay.
 func TestReplayNextPanics(t *testing.T) {
 	h := newTestHandler(t, func(h *Handler) { h.ReplayWindow = caddy.Duration(time.Hour) })
 	body := []byte(singleRecipientBody)
@@ -39,7 +39,7 @@ func TestReplayNextPanics(t *testing.T) {
 		t.Fatalf("retry: got error %v (status %d), want it forwarded", err, handlerStatus(err))
 	}
 	if !rec.called {
-		t.Fatal("retry answered without forwarding, want it forwarded")
+		t.Fatal("retry not forwarded, want it forwarded")
 	}
 }
 

@@ -53,7 +53,7 @@ func validateTZID(v any) error {
 	return nil
 }
 
-// newSchemaCompiler returns a compiler that asserts formats, knows the
+// newSchemaCompiler returns a compiler that asserts formats, supports the
 // tzid format and has every built-in schema registered as a resource.
 func newSchemaCompiler() (*jsonschema.Compiler, error) {
 	c := jsonschema.NewCompiler()
